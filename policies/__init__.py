@@ -1,0 +1,67 @@
+"""Pure scheduling policies: which key is served next. No I/O, no clock, no Celery.
+
+>>> from policies import FairQueue, Job, from_config
+>>> queue = FairQueue(from_config("lru"))
+>>> for i, key in enumerate(["bulk", "bulk", "ui"]):
+...     queue.enqueue(Job(f"t{i}", key), now=0.0)
+>>> [queue.dispatch(now=1.0).job.key for _ in range(3)]
+['bulk', 'ui', 'bulk']
+"""
+
+from ._drr import DeficitRoundRobin, DrrState
+from ._errors import (
+    FairschedError,
+    InvalidJob,
+    InvalidWeight,
+    PolicyError,
+    UnknownOption,
+    UnknownPolicy,
+)
+from ._expiry import ExpiryAware, ExpiryAwareState
+from ._job import MAX_KEY_BYTES, Job, check_job, check_key, check_weight
+from ._lru import LruState, PureLru
+from ._protocol import Policy
+from ._queue import Backlog, FairQueue, Pick
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    POLICIES,
+    available,
+    from_config,
+    option_names,
+    parse_spec,
+    policy_class,
+)
+from ._weighted import WeightedLru, WeightedLruState
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MAX_KEY_BYTES",
+    "POLICIES",
+    "Backlog",
+    "DeficitRoundRobin",
+    "DrrState",
+    "ExpiryAware",
+    "ExpiryAwareState",
+    "FairQueue",
+    "FairschedError",
+    "InvalidJob",
+    "InvalidWeight",
+    "Job",
+    "LruState",
+    "Pick",
+    "Policy",
+    "PolicyError",
+    "PureLru",
+    "UnknownOption",
+    "UnknownPolicy",
+    "WeightedLru",
+    "WeightedLruState",
+    "available",
+    "check_job",
+    "check_key",
+    "check_weight",
+    "from_config",
+    "option_names",
+    "parse_spec",
+    "policy_class",
+]

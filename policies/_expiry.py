@@ -1,0 +1,93 @@
+"""Expiry-aware wrapper: earliest deadline first for urgent keys, else the inner policy."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, ClassVar
+
+from attrs import define, field, frozen
+
+from ._job import Job
+from ._options import non_negative
+from ._protocol import Policy
+from ._queue import Backlog
+
+
+@define
+class ExpiryAwareState:
+    """The inner policy's state and a heap of key heads by deadline."""
+
+    backlog: Backlog
+    inner: Any
+    heads: list[tuple[float, int, str, str]] = field(factory=list)
+
+
+def _inner_policy(value: Any) -> Policy[Any]:
+    # Imported late: the registry imports this module.
+    from ._registry import from_config
+
+    return value if hasattr(value, "new_state") else from_config(value)
+
+
+@frozen
+class ExpiryAware:
+    """Serve a key whose head task is due within `slack` seconds first, earliest deadline first.
+
+    Every policy already withdraws tasks whose deadline has passed (they are handed back as
+    expired, never dispatched); this wrapper also orders by urgency. A key whose head deadline
+    is at most `now + slack` goes before all others; otherwise `inner` decides. Guarantee: an
+    urgent head is never passed over for a non-urgent one, and with a slack covering the whole
+    horizon every deadline an earliest-deadline-first order meets is met.
+    """
+
+    name: ClassVar[str] = "expiry_aware"
+    inner: Policy[Any] = field(factory=lambda: _inner_policy("lru"), converter=_inner_policy)
+    slack: float = field(default=1.0, validator=non_negative)
+
+    @property
+    def weights(self) -> Any:
+        """The inner policy's configured weights."""
+        return getattr(self.inner, "weights", {})
+
+    def new_state(self, backlog: Backlog) -> ExpiryAwareState:
+        return ExpiryAwareState(backlog, self.inner.new_state(backlog))
+
+    def _track_head(self, state: ExpiryAwareState, key: str) -> None:
+        head = state.backlog.head(key)
+        if head.deadline is not None:
+            entry = (head.deadline, state.backlog.first_seen[key], key, head.id)
+            heapq.heappush(state.heads, entry)
+
+    def on_activate(self, state: ExpiryAwareState, key: str, now: float) -> None:
+        self.inner.on_activate(state.inner, key, now)
+        self._track_head(state, key)
+
+    def pick(self, state: ExpiryAwareState, now: float) -> str | None:
+        heads, queues = state.heads, state.backlog.queues
+        while heads:
+            deadline, _, key, job_id = heads[0]
+            queue = queues.get(key)
+            if queue is not None and queue[0].id == job_id:
+                if deadline <= now + self.slack:
+                    return key
+                break
+            heapq.heappop(heads)
+        return self.inner.pick(state.inner, now)
+
+    def on_dispatch(self, state: ExpiryAwareState, key: str, job: Job, now: float) -> None:
+        self.inner.on_dispatch(state.inner, key, job, now)
+        if key in state.backlog.queues:
+            self._track_head(state, key)
+
+    def on_head_change(self, state: ExpiryAwareState, key: str, now: float) -> None:
+        self.inner.on_head_change(state.inner, key, now)
+        self._track_head(state, key)
+
+    def on_deactivate(self, state: ExpiryAwareState, key: str, now: float) -> None:
+        self.inner.on_deactivate(state.inner, key, now)
+
+    def on_complete(self, state: ExpiryAwareState, job: Job, runtime: float) -> None:
+        self.inner.on_complete(state.inner, job, runtime)
+
+    def on_weight_change(self, state: ExpiryAwareState, key: str, now: float) -> None:
+        self.inner.on_weight_change(state.inner, key, now)

@@ -1,0 +1,74 @@
+"""The task record policies see: identity, key, times and cost; never the payload."""
+
+from __future__ import annotations
+
+import math
+
+from attrs import frozen
+
+from ._errors import InvalidJob, InvalidWeight
+
+#: Longest key accepted, in UTF-8 bytes. Keys name Redis members and log lines; a bound keeps
+#: a runaway caller from storing megabyte keys.
+MAX_KEY_BYTES = 1024
+
+
+@frozen
+class Job:
+    """One queued task as a policy sees it.
+
+    `enqueued_at` and `deadline` are seconds on the caller's clock. A job whose `deadline` has
+    passed (`deadline < now`) is never dispatched; it is handed back as expired. `cost` is the
+    declared service cost (seconds or any unit used consistently); `None` lets a cost-aware
+    policy estimate it.
+    """
+
+    id: str
+    key: str
+    enqueued_at: float = 0.0
+    cost: float | None = None
+    deadline: float | None = None
+
+
+def check_key(key: object) -> str:
+    """Return `key` if it is a usable key, else raise `InvalidJob` saying why."""
+    if not isinstance(key, str):
+        raise InvalidJob(f"key must be a str, got {type(key).__name__}")
+    if not key:
+        raise InvalidJob("key must not be empty")
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidJob(f"key is {len(key.encode('utf-8'))} bytes; the limit is {MAX_KEY_BYTES}")
+    return key
+
+
+def check_weight(weight: object, key: str | None = None) -> float:
+    """Return `weight` as a float if it is finite and > 0, else raise `InvalidWeight`."""
+    where = f" for key {key!r}" if key is not None else ""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise InvalidWeight(f"weight{where} must be a number, got {type(weight).__name__}")
+    value = float(weight)
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidWeight(f"weight{where} must be finite and > 0, got {weight!r}")
+    return value
+
+
+def _check_time(name: str, value: object, job_id: str, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidJob(f"job {job_id!r}: {name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidJob(f"job {job_id!r}: {name} must be finite, got {value!r}")
+
+
+def check_job(job: Job) -> Job:
+    """Return `job` if every field is valid, else raise `InvalidJob` naming the field."""
+    if not isinstance(job.id, str) or not job.id:
+        raise InvalidJob(f"job id must be a non-empty str, got {job.id!r}")
+    check_key(job.key)
+    _check_time("enqueued_at", job.enqueued_at, job.id, allow_none=False)
+    _check_time("deadline", job.deadline, job.id, allow_none=True)
+    _check_time("cost", job.cost, job.id, allow_none=True)
+    if job.cost is not None and job.cost < 0:
+        raise InvalidJob(f"job {job.id!r}: cost must be >= 0, got {job.cost!r}")
+    return job

@@ -1,0 +1,1 @@
+"""Discrete-event simulator for fairsched policies (imports `policies` only)."""

@@ -73,7 +73,33 @@ class Storage(Protocol):
         """
         ...
 
-    def complete(self, task_id: str, runtime: float | None = None, now: float | None = None) -> Task | None:
+    def submit(
+        self,
+        task: Task,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """`enqueue` then `dispatch` in the task's domain, as one atomic step (one round trip).
+
+        The task dispatched, if any, is whichever the policy picks, not necessarily `task`.
+        """
+        ...
+
+    def finish(
+        self,
+        task_id: str,
+        runtime: float | None = None,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """`complete` then `dispatch` in the finished task's domain, as one atomic step."""
+        ...
+
+    def complete(
+        self, task_id: str, runtime: float | None = None, now: float | None = None
+    ) -> Task | None:
         """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy.
 
         A task whose lease was already reclaimed and requeued is withdrawn from the backlog,

@@ -115,6 +115,36 @@ class MemoryStorage:
             heapq.heappush(state.lease_heap, (deadline, self._seq, job.id))
             return Dispatch(task, expired, deadline)
 
+    def submit(
+        self,
+        task: Task,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """`enqueue` then `dispatch` in the task's domain, atomically."""
+        with self._lock:
+            now = self._now(now)
+            self.enqueue(task, now)
+            return self.dispatch(task.domain, now, window, lease_timeout)
+
+    def finish(
+        self,
+        task_id: str,
+        runtime: float | None = None,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """`complete` then `dispatch` in the finished task's domain, atomically."""
+        with self._lock:
+            now = self._now(now)
+            domain = self._where.get(task_id)
+            self.complete(task_id, runtime, now)
+            if domain is None:
+                return Dispatch(None)
+            return self.dispatch(domain, now, window, lease_timeout)
+
     def _withdrawn(self, domain: str, state: _Domain, jobs: list[Job]) -> list[Task]:
         for job in jobs:
             del self._where[job.id]

@@ -63,7 +63,7 @@ class Serializer:
         if self.name == "json":
             return json.loads(data)
         if self.name == "pickle":
-            return pickle.loads(data)  # noqa: S301 - only reached when the user enabled pickle
+            return pickle.loads(data)  # only reached when the user chose pickle
         from kombu.serialization import loads, registry
 
         content_type, content_encoding, _ = registry._encoders[self.name]

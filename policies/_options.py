@@ -39,5 +39,7 @@ def frozen_weights(weights: Mapping[str, float] | None) -> Mapping[str, float]:
     if weights is None:
         return MappingProxyType({})
     if not isinstance(weights, Mapping):
-        raise PolicyError(f"weights must be a mapping of key to weight, got {type(weights).__name__}")
+        raise PolicyError(
+            f"weights must be a mapping of key to weight, got {type(weights).__name__}"
+        )
     return MappingProxyType({check_key(k): check_weight(w, k) for k, w in weights.items()})

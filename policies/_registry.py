@@ -46,7 +46,9 @@ def policy_class(name: str) -> type[Any]:
         return POLICIES[name]
     classes = available()
     if name not in classes:
-        raise UnknownPolicy(f"unknown policy {name!r}; valid policies: {', '.join(sorted(classes))}")
+        raise UnknownPolicy(
+            f"unknown policy {name!r}; valid policies: {', '.join(sorted(classes))}"
+        )
     return classes[name]
 
 
@@ -77,7 +79,9 @@ def from_config(config: str | Mapping[str, Any] | Policy[Any]) -> Policy[Any]:
         name, options = config, {}
     elif isinstance(config, Mapping):
         if "policy" not in config:
-            raise PolicyError(f"policy configuration needs a 'policy' name, got keys {sorted(config)}")
+            raise PolicyError(
+                f"policy configuration needs a 'policy' name, got keys {sorted(config)}"
+            )
         options = dict(config)
         name = options.pop("policy")
         if not isinstance(name, str):

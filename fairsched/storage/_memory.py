@@ -208,11 +208,12 @@ class MemoryStorage:
                 lease = state.leases.get(task_id)
                 if lease is None or lease[0] != deadline:
                     continue  # completed, or leased again since
-                task = lease[1]
                 del state.leases[task_id]
+                reclaimed.append(lease[1])
+            # Latest first, so that tasks of one key end up at its head in their old order.
+            for task in reversed(reclaimed):
                 state.queue.requeue(task.job, now)
-                state.payloads[task_id] = task.payload
-                reclaimed.append(task)
+                state.payloads[task.id] = task.payload
             return reclaimed
 
     def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:

@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck imports unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)  ## the embedded demo: fair vs plain Celery, no services needed
+	$(BIN)/fairsched demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy policies simulator fairsched
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+test: lint typecheck imports  ## everything CI runs: lint, types, layering, all tests, coverage
+	$(BIN)/pytest --cov --cov-report=term --timeout=900 $(PYTEST_ARGS)
+	$(BIN)/coverage report --include='policies/*' --fail-under=95
+
+unit: $(STAMP)  ## the fast part: no network
+	$(BIN)/pytest tests/unit tests/property -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/policies.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

@@ -54,7 +54,7 @@ def policy_class(name: str) -> type[Any]:
 
 def option_names(cls: type[Any]) -> list[str]:
     """The options a policy class takes (its attrs fields, public names)."""
-    if attrs.has(cls):
+    if "__attrs_attrs__" in vars(cls):  # a plain subclass of an attrs class has its own init
         return [a.alias or a.name for a in attrs.fields(cls) if a.init]
     import inspect
 

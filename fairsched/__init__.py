@@ -6,6 +6,7 @@ Policies live in the `policies` package and the simulator in `simulator`.
 
 from policies import Job
 
+from .config import FairschedConfig
 from .errors import (
     ConfigurationError,
     FairschedError,
@@ -19,6 +20,7 @@ from .errors import (
     UnknownOption,
     UnknownPolicy,
 )
+from .serializers import SerializerType
 from .storage import DEFAULT_DOMAIN, Dispatch, MemoryStorage, Storage, Task
 
 __version__ = "0.1.0"
@@ -27,14 +29,17 @@ __all__ = [
     "DEFAULT_DOMAIN",
     "ConfigurationError",
     "Dispatch",
+    "FairschedConfig",
     "FairschedError",
     "InvalidJob",
     "InvalidWeight",
     "Job",
+    "LRUTask",
     "MemoryStorage",
     "PolicyError",
     "ScriptError",
     "SerializationError",
+    "SerializerType",
     "Storage",
     "StorageError",
     "StorageUnavailable",
@@ -42,4 +47,19 @@ __all__ = [
     "UnknownOption",
     "UnknownPolicy",
     "__version__",
+    "configure",
+    "lru_task",
+    "revoke",
+    "set_weight",
 ]
+
+#: Celery names, imported on first use so `import fairsched` works without Celery installed.
+_CELERY_NAMES = frozenset({"LRUTask", "configure", "lru_task", "revoke", "set_weight"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _CELERY_NAMES:
+        from . import celery as _celery
+
+        return getattr(_celery, name)
+    raise AttributeError(f"module 'fairsched' has no attribute {name!r}")

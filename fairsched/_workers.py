@@ -1,0 +1,116 @@
+"""Worker heartbeats: which workers are alive per domain, and their total concurrency.
+
+`window="auto"` sizes each domain's window from this registry. A worker beats every
+`heartbeat_interval` seconds with a time-to-live of three intervals, so a killed worker stops
+counting within that TTL without anybody having to notice its death.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from attrs import define, field
+
+from .storage import Clock
+
+__all__ = ["MemoryWorkerRegistry", "RedisWorkerRegistry", "WorkerRegistry"]
+
+
+class WorkerRegistry(Protocol):
+    """Live workers and their concurrency, per domain."""
+
+    def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
+        """Record that `worker` is alive for `ttl` seconds, serving `domains`."""
+        ...
+
+    def leave(self, worker: str, domains: Iterable[str]) -> None:
+        """Forget `worker` at once (a clean shutdown)."""
+        ...
+
+    def concurrency(self, domain: str) -> int:
+        """Total concurrency of the live workers serving `domain` (0 if none)."""
+        ...
+
+
+@define
+class MemoryWorkerRegistry:
+    """In-process registry: for workers that share the process with their producers."""
+
+    clock: Clock = time.monotonic
+    #: domain -> worker -> (concurrency, alive until).
+    _live: dict[str, dict[str, tuple[int, float]]] = field(factory=dict, init=False)
+    _lock: threading.Lock = field(factory=threading.Lock, init=False)
+
+    def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
+        """Record that `worker` is alive for `ttl` seconds, serving `domains`."""
+        until = self.clock() + ttl
+        with self._lock:
+            for domain in domains:
+                self._live.setdefault(domain, {})[worker] = (concurrency, until)
+
+    def leave(self, worker: str, domains: Iterable[str]) -> None:
+        """Forget `worker` at once."""
+        with self._lock:
+            for domain in domains:
+                self._live.get(domain, {}).pop(worker, None)
+
+    def concurrency(self, domain: str) -> int:
+        """Total concurrency of the live workers serving `domain`."""
+        now = self.clock()
+        with self._lock:
+            workers = self._live.get(domain, {})
+            for worker in [w for w, (_, until) in workers.items() if until <= now]:
+                del workers[worker]
+            return sum(c for c, _ in workers.values())
+
+
+@define
+class RedisWorkerRegistry:
+    """Registry in Redis: one key per worker and domain whose TTL is the heartbeat's.
+
+    Key schema: `{prefix}workers:{domain}` set of worker names, and
+    `{prefix}worker:{domain}:{worker}` = concurrency with a TTL. Expiry is Redis's own, so
+    the workers' clocks need not agree. Errors propagate as the client's exceptions; callers
+    above the storage layer catch them broadly (a heartbeat must never crash a worker).
+    """
+
+    client: Any
+    prefix: str
+
+    def _set(self, domain: str) -> str:
+        return f"{self.prefix}workers:{domain}"
+
+    def _key(self, domain: str, worker: str) -> str:
+        return f"{self.prefix}worker:{domain}:{worker}"
+
+    def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
+        """Record that `worker` is alive for `ttl` seconds, serving `domains`."""
+        ttl_ms = max(1, int(ttl * 1000))
+        pipe = self.client.pipeline(transaction=False)
+        for domain in domains:
+            pipe.sadd(self._set(domain), worker)
+            pipe.set(self._key(domain, worker), concurrency, px=ttl_ms)
+        pipe.execute()
+
+    def leave(self, worker: str, domains: Iterable[str]) -> None:
+        """Forget `worker` at once."""
+        pipe = self.client.pipeline(transaction=False)
+        for domain in domains:
+            pipe.srem(self._set(domain), worker)
+            pipe.delete(self._key(domain, worker))
+        pipe.execute()
+
+    def concurrency(self, domain: str) -> int:
+        """Total concurrency of the live workers serving `domain`; forgets dead ones."""
+        names = sorted(self.client.smembers(self._set(domain)))
+        if not names:
+            return 0
+        workers = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        values = self.client.mget([self._key(domain, w) for w in workers])
+        dead = [w for w, v in zip(workers, values, strict=False) if v is None]
+        if dead:
+            self.client.srem(self._set(domain), *dead)
+        return sum(int(v) for v in values if v is not None)

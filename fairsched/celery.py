@@ -1,0 +1,454 @@
+"""Celery integration: `@lru_task`, `LRUTask.lru_delay`, `configure`, the worker bootstep.
+
+>>> from celery import Celery
+>>> app = Celery("docs", broker="memory://")
+>>> @lru_task(app)
+... def add(x, y):
+...     return x + y
+>>> add.name, hasattr(add, "lru_delay")
+('fairsched.celery.add', True)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from celery import Celery, Task, bootsteps, signals
+from celery.result import AsyncResult
+
+from policies import from_config
+
+from ._workers import MemoryWorkerRegistry, RedisWorkerRegistry, WorkerRegistry
+from .config import FairschedConfig
+from .dispatch import HEADER_DOMAIN, HEADER_ENQUEUED, HEADER_KEY, Dispatcher
+from .errors import ConfigurationError, PolicyError
+from .serializers import Serializer, get_serializer
+from .storage import MemoryStorage, Storage
+
+__all__ = [
+    "DispatcherStep",
+    "LRUTask",
+    "configure",
+    "dispatcher_for",
+    "lru_task",
+    "revoke",
+    "set_weight",
+]
+
+logger = logging.getLogger("fairsched.celery")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The dispatcher of each configured app. Weak, so a discarded app (tests) is forgotten.
+_DISPATCHERS: weakref.WeakKeyDictionary[Any, Dispatcher] = weakref.WeakKeyDictionary()
+_CONFIGURE_LOCK = threading.RLock()
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
+
+def _build_storage(config: FairschedConfig) -> Storage:
+    if config.redis_url is None:
+        return MemoryStorage(policy=from_config(config.policy))
+    from . import storage as storage_package
+
+    redis_storage = getattr(storage_package, "RedisStorage", None)
+    if redis_storage is None:
+        raise ConfigurationError(
+            "redis_url is set but this fairsched has no RedisStorage; install fairsched[redis]"
+        )
+    built: Storage = redis_storage.from_url(
+        config.redis_url,
+        prefix=config.redis_prefix,
+        serializer=config.redis_serializer,
+        key_ttl=config.redis_key_ttl,
+        max_retries=config.redis_max_retries,
+        use_ssl=config.redis_use_ssl,
+        policy=config.policy,
+    )
+    return built
+
+
+def _registry_for(storage: Storage, config: FairschedConfig) -> WorkerRegistry:
+    if isinstance(storage, MemoryStorage):
+        return MemoryWorkerRegistry()
+    client = getattr(storage, "client", None)
+    if client is None:
+        raise ConfigurationError(
+            f"{type(storage).__name__} exposes no `client`, which window='auto' needs for "
+            "worker heartbeats; set a fixed window (an int) instead"
+        )
+    prefix = str(getattr(storage, "prefix", config.redis_prefix))
+    return RedisWorkerRegistry(client, prefix)
+
+
+def _serializer_for(storage: Storage, config: FairschedConfig) -> Serializer:
+    found = getattr(storage, "serializer", None)
+    if isinstance(found, Serializer):
+        return found
+    if found is not None and hasattr(found, "dumps") and hasattr(found, "loads"):
+        return found  # type: ignore[no-any-return]
+    return get_serializer(config.redis_serializer)
+
+
+def configure(
+    app: Celery | None = None,
+    storage: Storage | None = None,
+    policy: Any = None,
+    **settings: Any,
+) -> Dispatcher:
+    """Wire fairsched into `app`: storage, settings, worker bootstep and slot-release signals.
+
+    Settings come from `app.conf.fairsched`, overridden by keyword `settings`. Without a
+    `storage`, one is built: Redis when `redis_url` is set, else in memory (one process only).
+    Calling it again replaces the app's configuration. Returns the app's dispatcher.
+
+    Raises:
+        ConfigurationError: a setting is unknown or invalid, or `policy` disagrees with the
+            policy of the `storage` passed.
+    """
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    config = FairschedConfig.from_celery(app.conf, policy=policy, **settings)
+    if storage is None:
+        storage = _build_storage(config)
+    elif policy is not None:
+        own = getattr(storage, "policy", None)
+        if own is not None and own != from_config(config.policy):
+            raise ConfigurationError(
+                f"policy {config.policy_name!r} differs from the storage's own policy "
+                f"{getattr(own, 'name', own)!r}; configure the policy on the storage"
+            )
+    try:
+        for key, weight in config.weights.items():
+            storage.set_weight(key, weight)
+    except PolicyError as exc:
+        raise ConfigurationError(f"fairsched setting 'weights': {exc}") from exc
+    dispatcher = Dispatcher(
+        app=app,
+        storage=storage,
+        config=config,
+        serializer=_serializer_for(storage, config),
+        workers=_registry_for(storage, config),
+    )
+    with _CONFIGURE_LOCK:
+        _DISPATCHERS[app] = dispatcher
+        _install(app)
+    return dispatcher
+
+
+def dispatcher_for(app: Celery) -> Dispatcher:
+    """The dispatcher of `app`, configuring it from `app.conf.fairsched` on first use."""
+    found = _DISPATCHERS.get(app)
+    if found is not None:
+        return found
+    with _CONFIGURE_LOCK:
+        found = _DISPATCHERS.get(app)
+        return found if found is not None else configure(app)
+
+
+def _install(app: Celery) -> None:
+    app.steps["worker"].add(DispatcherStep)
+    _connect_signals()
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+class LRUTask(Task):  # type: ignore[misc]
+    """A Celery task that can also be submitted fairly, under a key.
+
+    `delay` / `apply_async` still send it straight to the broker (no fair scheduling).
+    `on_success` / `on_failure` of subclasses run as for any Celery task, with the task's own
+    id, args and kwargs.
+    """
+
+    def lru_delay(self, key: str, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Submit `self(*args, **kwargs)` fairly under `key` (short for `lru_apply_async`)."""
+        return self.lru_apply_async(key, args, kwargs)
+
+    def lru_apply_async(
+        self,
+        key: str,
+        args: Iterable[Any] | None = (),
+        kwargs: Mapping[str, Any] | None = None,
+        expires: Any = None,
+        cost: float | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Submit this task fairly under `key` and return its own `AsyncResult`.
+
+        The task waits in its key's backlog until the policy picks it and its domain (the
+        Celery queue it routes to) has a free slot; then it is published with its own id,
+        so `.get()` returns its value. `expires` is seconds, a timedelta or a datetime; a task
+        that expires in the backlog never runs and is marked REVOKED. `cost` is the declared
+        service cost for cost-aware policies. Other `options` are Celery's `apply_async`
+        options (queue, routing_key, headers, priority, link, ...); `countdown` and `eta` are
+        refused.
+
+        Raises:
+            InvalidJob: bad key, cost or expiry, or a refused option.
+            SerializationError: an argument cannot be encoded; nothing was stored.
+            StorageError: the storage failed; nothing was stored.
+        """
+        dispatcher = dispatcher_for(self.app)
+        task_id = dispatcher.submit(
+            self.name,
+            key,
+            tuple(args or ()),
+            dict(kwargs or {}),
+            expires=expires,
+            cost=cost,
+            options=options,
+        )
+        return self.AsyncResult(task_id)
+
+
+def lru_task(app: Celery, *, base: type[Task] | None = None, **options: Any) -> Callable[[F], Any]:
+    """Decorator: register a function as a Celery task of `app` that also has `lru_delay`.
+
+    `base` may be any Task subclass; one that is not an `LRUTask` gets it mixed in.
+    `options` are `app.task` options (name, bind, acks_late, max_retries, ...).
+    """
+    if base is None:
+        base = LRUTask
+    elif not issubclass(base, LRUTask):
+        base = type(f"LRU{base.__name__}", (LRUTask, base), {"__module__": base.__module__})
+    app.steps["worker"].add(DispatcherStep)
+    _connect_signals()
+
+    def decorate(fun: F) -> Any:
+        return app.task(base=base, **options)(fun)
+
+    return decorate
+
+
+def set_weight(app: Celery, key: str, weight: float) -> None:
+    """Set the weight of `key` at run time; kept in the storage until changed.
+
+    Raises:
+        InvalidWeight: the weight is not finite and > 0.
+    """
+    dispatcher_for(app).storage.set_weight(key, weight)
+
+
+def revoke(app: Celery, task_id: str, **control_options: Any) -> bool:
+    """Revoke a task: withdrawn from its backlog if still queued (and marked REVOKED), else
+    revoked through `app.control.revoke` (`control_options`, e.g. terminate=True, go there).
+
+    Returns True if the task was withdrawn from the backlog.
+    """
+    if dispatcher_for(app).revoke(task_id):
+        return True
+    app.control.revoke(task_id, **control_options)
+    return False
+
+
+# -- worker side ------------------------------------------------------------------------------
+
+
+def _header(request: Any, name: str) -> Any:
+    if request is None:
+        return None
+    getter = getattr(request, "get", None)
+    value = getter(name) if getter is not None else getattr(request, name, None)
+    if value is None:
+        headers = getattr(request, "headers", None) or {}
+        value = headers.get(name)
+    return value
+
+
+_started: dict[str, float] = {}
+_started_lock = threading.Lock()
+_record_lock = threading.Lock()
+
+
+def _release(app: Any, task_id: str, domain: str, runtime: float | None) -> None:
+    dispatcher = _DISPATCHERS.get(app) if app is not None else None
+    if dispatcher is None:
+        found = list(_DISPATCHERS.values())
+        if len(found) != 1:
+            logger.error("cannot tell which app task %s belongs to; slot not released", task_id)
+            return
+        dispatcher = found[0]
+    try:
+        dispatcher.finish(task_id, domain, runtime)
+    except Exception:
+        # The lease lapses and a worker's timer reclaims the slot; never fail the task.
+        logger.exception("releasing the slot of task %s failed", task_id)
+
+
+def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task_id and _header(getattr(task, "request", None), HEADER_KEY) is not None:
+        with _started_lock:
+            _started[task_id] = time.monotonic()
+
+
+def _on_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    request = getattr(task, "request", None)
+    key = _header(request, HEADER_KEY)
+    if not task_id or key is None:
+        return
+    with _started_lock:
+        started = _started.pop(task_id, None)
+    runtime = None if started is None else time.monotonic() - started
+    app = getattr(task, "app", None)
+    domain = str(_header(request, HEADER_DOMAIN))
+    _record(app, key, _header(request, HEADER_ENQUEUED), runtime, request)
+    # A retry ends here too (state RETRY): it returns its slot, and the retried message runs
+    # outside the window; its own postrun then finds no lease and changes nothing.
+    _release(app, task_id, domain, runtime)
+
+
+def _record(app: Any, key: str, enqueued: Any, runtime: float | None, request: Any) -> None:
+    dispatcher = _DISPATCHERS.get(app) if app is not None else None
+    if dispatcher is None or dispatcher.config.record_workload is None or runtime is None:
+        return
+    expires = getattr(request, "expires", None)
+    deadline = ""
+    if expires:
+        from datetime import datetime
+
+        try:
+            deadline = repr(datetime.fromisoformat(str(expires)).timestamp())
+        except ValueError:
+            deadline = ""
+    line = f"{key},{float(enqueued or 0.0)!r},{runtime!r},{deadline},\n"
+    with _record_lock, open(dispatcher.config.record_workload, "a", encoding="utf-8") as out:
+        out.write(line)
+
+
+def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    if request is None or _header(request, HEADER_KEY) is None:
+        return
+    with _started_lock:
+        _started.pop(request.id, None)
+    _release(getattr(sender, "app", None), request.id, str(_header(request, HEADER_DOMAIN)), None)
+
+
+def _on_message_dropped(message: Any = None, **_: Any) -> None:
+    headers = getattr(message, "headers", None) or {}
+    task_id = headers.get("id")
+    if task_id and headers.get(HEADER_KEY) is not None:
+        _release(None, task_id, str(headers.get(HEADER_DOMAIN)), None)
+
+
+def _on_process_init(**_: Any) -> None:
+    # Connections inherited from the parent must not be shared with it after fork.
+    for dispatcher in list(_DISPATCHERS.values()):
+        reopen = getattr(dispatcher.storage, "reopen", None)
+        if callable(reopen):
+            reopen()
+            continue
+        pool = getattr(getattr(dispatcher.storage, "client", None), "connection_pool", None)
+        if pool is not None and hasattr(pool, "reset"):
+            pool.reset()
+
+
+_signals_connected = False
+
+
+def _connect_signals() -> None:
+    global _signals_connected
+    if _signals_connected:
+        return
+    _signals_connected = True
+    signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="fairsched.prerun")
+    signals.task_postrun.connect(_on_postrun, weak=False, dispatch_uid="fairsched.postrun")
+    signals.task_revoked.connect(_on_revoked, weak=False, dispatch_uid="fairsched.revoked")
+    signals.task_rejected.connect(
+        _on_message_dropped, weak=False, dispatch_uid="fairsched.rejected"
+    )
+    signals.task_unknown.connect(_on_message_dropped, weak=False, dispatch_uid="fairsched.unknown")
+    signals.worker_process_init.connect(
+        _on_process_init, weak=False, dispatch_uid="fairsched.process_init"
+    )
+
+
+def _is_multiprocess(pool_cls: Any) -> bool:
+    module = getattr(pool_cls, "__module__", "") or ""
+    return module.endswith((".prefork", ".processes"))
+
+
+class DispatcherStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker bootstep: heartbeats for `window="auto"`, reclaims lapsed leases, refills windows.
+
+    Runs one daemon thread per worker that, every `reclaim_interval` seconds, renews the
+    worker's heartbeat (when due) and, for each queue the worker consumes, requeues tasks
+    whose lease lapsed and dispatches while the window has room.
+
+    Raises (at worker start):
+        ConfigurationError: the storage is in memory and the pool runs tasks in other processes.
+    """
+
+    label = "fairsched"
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, w: Any, **kwargs: Any) -> None:
+        super().__init__(w, **kwargs)
+        self.dispatcher = dispatcher_for(w.app)
+        if isinstance(self.dispatcher.storage, MemoryStorage) and _is_multiprocess(w.pool_cls):
+            raise ConfigurationError(
+                "MemoryStorage cannot be shared by the processes of a prefork pool; run the "
+                "worker with --pool=threads or --pool=solo, or set redis_url in "
+                "app.conf.fairsched (or pass a RedisStorage to fairsched.configure)"
+            )
+        self.worker_name = f"{w.hostname}:{os.getpid()}"
+        self.concurrency = int(getattr(w, "concurrency", 1) or 1)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.domains: list[str] = []
+
+    def start(self, w: Any) -> None:
+        queues = w.app.amqp.queues.consume_from
+        self.domains = sorted(queues) or [str(w.app.conf.task_default_queue)]
+        self._stop.clear()
+        self._beat()
+        self._thread = threading.Thread(target=self._run, name="fairsched-dispatcher", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        config = self.dispatcher.config
+        try:
+            self.dispatcher.workers.beat(
+                self.worker_name, self.domains, self.concurrency, config.heartbeat_ttl
+            )
+        except Exception:
+            logger.warning("fairsched heartbeat failed", exc_info=True)
+        for domain in self.domains:
+            self.dispatcher.forget_window(domain)
+
+    def _run(self) -> None:
+        config = self.dispatcher.config
+        next_beat = time.monotonic() + config.heartbeat_interval
+        while not self._stop.is_set():
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + config.heartbeat_interval
+            for domain in self.domains:
+                try:
+                    self.dispatcher.fill(domain)
+                except Exception:
+                    logger.exception("fairsched dispatch round for %r failed", domain)
+            self._stop.wait(config.reclaim_interval)
+
+    def stop(self, w: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        try:
+            self.dispatcher.workers.leave(self.worker_name, self.domains)
+        except Exception:
+            logger.warning("fairsched could not deregister the worker", exc_info=True)
+
+    def terminate(self, w: Any) -> None:
+        self.stop(w)

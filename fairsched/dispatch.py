@@ -1,0 +1,304 @@
+"""The dispatcher: turns what the storage dispatches into broker publishes.
+
+Every path that can free or fill a slot (a submit, a finished task, the workers' timer) calls
+a storage verb that leases at most one task atomically, then publishes that task with its own
+id. Tasks that expired in the backlog come back from the same verbs; they are never published,
+and their result is marked REVOKED as Celery does for a task that expires in its queue.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from attrs import define, field
+
+from policies import InvalidJob, Job
+
+from ._workers import WorkerRegistry
+from .config import FairschedConfig
+from .serializers import Serializer
+from .storage import Clock, Dispatch, Storage, Task
+
+__all__ = ["HEADER_DOMAIN", "HEADER_ENQUEUED", "HEADER_KEY", "Dispatcher"]
+
+logger = logging.getLogger("fairsched.dispatch")
+
+#: Message headers that mark a task as dispatched by fairsched (read by the worker signals).
+HEADER_KEY = "fairsched_key"
+HEADER_DOMAIN = "fairsched_domain"
+HEADER_ENQUEUED = "fairsched_enqueued"
+
+#: Payload format version, so a future change can still read queued tasks.
+PAYLOAD_VERSION = 1
+
+#: apply_async options refused by lru_apply_async, with the reason shown to the caller.
+REFUSED_OPTIONS = {
+    "countdown": "a delayed task would hold a dispatch slot (or jump the fair queue) while "
+    "it waits",
+    "eta": "a delayed task would hold a dispatch slot (or jump the fair queue) while it waits",
+}
+
+
+def deadline_of(expires: Any, now: float, utc: bool = True) -> float | None:
+    """Absolute expiry time (seconds since the epoch) of an `expires=` value.
+
+    Accepts seconds from `now`, a `timedelta`, or a `datetime` (naive ones are UTC when `utc`,
+    as Celery's `enable_utc`, else local time).
+
+    Raises:
+        InvalidJob: the value is none of those, or not finite.
+    """
+    if expires is None:
+        return None
+    if isinstance(expires, timedelta):
+        return now + expires.total_seconds()
+    if isinstance(expires, datetime):
+        if expires.tzinfo is None and utc:
+            expires = expires.replace(tzinfo=timezone.utc)
+        return float(expires.timestamp())
+    if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+        if not math.isfinite(expires):
+            raise InvalidJob(f"expires must be finite, got {expires!r}")
+        return now + float(expires)
+    raise InvalidJob(
+        f"expires must be seconds, a timedelta or a datetime, got {type(expires).__name__}"
+    )
+
+
+@define
+class Dispatcher:
+    """Submits tasks through the storage and publishes what it dispatches; one per app.
+
+    Thread-safe: all shared state is in the storage (atomic verbs) except the counters and the
+    window cache, which take a lock.
+    """
+
+    app: Any
+    storage: Storage
+    config: FairschedConfig
+    serializer: Serializer
+    workers: WorkerRegistry
+    clock: Clock = time.time
+    #: Counters: submitted, dispatched, published, publish_failed, expired, revoked,
+    #: reclaimed, finished. Kept when `metrics_enabled`.
+    stats: collections.Counter[str] = field(factory=collections.Counter, init=False)
+    _windows: dict[str, tuple[float, int]] = field(factory=dict, init=False)
+    _lock: threading.Lock = field(factory=threading.Lock, init=False)
+
+    # -- sizing -------------------------------------------------------------------------------
+
+    def window(self, domain: str) -> int:
+        """How many tasks of `domain` may be in flight now.
+
+        A fixed window is returned as configured. "auto" is `window_factor` times the live
+        workers' concurrency (at least 1), or `idle_window` when none is live; the figure is
+        cached for up to a second so a submit costs no extra round trip.
+        """
+        fixed = self.config.window
+        if fixed != "auto":
+            return int(fixed)
+        now = time.monotonic()
+        cached = self._windows.get(domain)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            total = self.workers.concurrency(domain)
+        except Exception:  # the heartbeat store is down: keep the last figure, else minimal
+            logger.warning("cannot read worker heartbeats for %r", domain, exc_info=True)
+            return cached[1] if cached else self.config.idle_window
+        if total <= 0:
+            size = self.config.idle_window
+        else:
+            size = max(1, math.ceil(total * self.config.window_factor))
+        with self._lock:
+            self._windows[domain] = (now + min(1.0, self.config.heartbeat_interval / 2), size)
+        return size
+
+    def forget_window(self, domain: str) -> None:
+        """Drop the cached window of `domain` (a worker joined or left this process)."""
+        with self._lock:
+            self._windows.pop(domain, None)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        if self.config.metrics_enabled and n:
+            with self._lock:
+                self.stats[name] += n
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def domain_of(
+        self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], options: Any
+    ) -> str:
+        """The domain (Celery queue name) that task `name` with these options routes to."""
+        routed = self.app.amqp.router.route(dict(options), name, args, kwargs)
+        queue = routed.get("queue")
+        if queue is None:
+            return str(self.app.conf.task_default_queue)
+        return str(getattr(queue, "name", queue))
+
+    def submit(
+        self,
+        name: str,
+        key: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        expires: Any = None,
+        cost: float | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Store task `name` under `key`, dispatch if its domain has room, return its id.
+
+        Raises:
+            InvalidJob: bad key, cost or expiry, or a refused option (countdown, eta).
+            SerializationError: an argument or option cannot be encoded; nothing was stored.
+            StorageError: the storage failed; nothing was stored.
+        """
+        options = dict(options or {})
+        for option, why in REFUSED_OPTIONS.items():
+            if options.get(option) is not None:
+                raise InvalidJob(
+                    f"lru_apply_async does not take {option}=: {why}. Call apply_async for a "
+                    f"delayed call outside fair scheduling, or submit later (e.g. from a task "
+                    f"scheduled with {option}=)."
+                )
+            options.pop(option, None)
+        args = list(args or ())
+        kwargs = dict(kwargs or {})
+        task_id = str(options.pop("task_id", None) or uuid.uuid4())
+        now = self.clock()
+        deadline = deadline_of(expires, now, bool(self.app.conf.enable_utc))
+        domain = self.domain_of(name, args, kwargs, options)
+        payload = self.serializer.dumps(
+            {
+                "v": PAYLOAD_VERSION,
+                "task": name,
+                "args": args,
+                "kwargs": kwargs,
+                "options": options,
+                "expires": deadline,
+            }
+        )
+        task = Task(Job(task_id, key, now, cost, deadline), payload, domain)
+        dispatch = self.storage.submit(
+            task, now, window=self.window(domain), lease_timeout=self.config.lease_timeout
+        )
+        self._count("submitted")
+        self.publish(dispatch)
+        return task_id
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(self, dispatch: Dispatch) -> bool:
+        """Publish the dispatched task (if any) and retire the expired ones.
+
+        A failed publish is logged and counted; the task stays leased, so the lease lapses and
+        a worker's timer requeues it: it is delayed by up to `lease_timeout`, never lost.
+        Returns whether a task was published.
+        """
+        if dispatch.expired:
+            self.retire_expired(dispatch.expired)
+        task = dispatch.task
+        if task is None:
+            return False
+        self._count("dispatched")
+        try:
+            self._send(task)
+        except Exception:
+            self._count("publish_failed")
+            logger.exception(
+                "publishing task %s (key %r) failed; it stays leased and is re-dispatched "
+                "after its lease times out",
+                task.id,
+                task.key,
+            )
+            return False
+        self._count("published")
+        return True
+
+    def _send(self, task: Task) -> None:
+        body = self.serializer.loads(task.payload)
+        options = dict(body.get("options") or {})
+        headers = dict(options.pop("headers", None) or {})
+        headers[HEADER_KEY] = task.key
+        headers[HEADER_DOMAIN] = task.domain
+        headers[HEADER_ENQUEUED] = task.job.enqueued_at
+        deadline = body.get("expires")
+        if deadline is not None:
+            # Passed on so a worker that receives it late drops it (Celery's own expiry).
+            options["expires"] = datetime.fromtimestamp(deadline, timezone.utc)
+        self.app.send_task(
+            body["task"],
+            args=body.get("args") or [],
+            kwargs=body.get("kwargs") or {},
+            task_id=task.id,
+            headers=headers,
+            **options,
+        )
+
+    def retire_expired(self, tasks: Sequence[Task]) -> None:
+        """Mark tasks that expired in the backlog REVOKED in the result backend and count them."""
+        self._count("expired", len(tasks))
+        for task in tasks:
+            logger.info("task %s (key %r) expired before dispatch", task.id, task.key)
+            self._mark_revoked(task.id, "expired")
+
+    def _mark_revoked(self, task_id: str, reason: str) -> None:
+        backend = self.app.backend
+        if type(backend).__name__ == "DisabledBackend":
+            return
+        try:
+            backend.mark_as_revoked(task_id, reason)
+        except Exception:
+            logger.warning("cannot store REVOKED for task %s", task_id, exc_info=True)
+
+    # -- slots --------------------------------------------------------------------------------
+
+    def finish(self, task_id: str, domain: str, runtime: float | None = None) -> None:
+        """Release the slot of a finished task and publish the task dispatched in its place."""
+        dispatch = self.storage.finish(
+            task_id,
+            runtime,
+            window=self.window(domain),
+            lease_timeout=self.config.lease_timeout,
+        )
+        self._count("finished")
+        self.publish(dispatch)
+
+    def fill(self, domain: str) -> int:
+        """Requeue lapsed leases of `domain`, then dispatch until its window is full.
+
+        Returns how many tasks were published.
+        """
+        reclaimed = self.storage.reclaim(domain)
+        if reclaimed:
+            self._count("reclaimed", len(reclaimed))
+            logger.warning(
+                "reclaimed %d lapsed lease(s) in %r; those tasks run again", len(reclaimed), domain
+            )
+        published = 0
+        window = self.window(domain)
+        while True:
+            dispatch = self.storage.dispatch(
+                domain, window=window, lease_timeout=self.config.lease_timeout
+            )
+            if self.publish(dispatch):
+                published += 1
+            if dispatch.task is None:
+                return published
+
+    def revoke(self, task_id: str) -> bool:
+        """Withdraw a queued task and mark it REVOKED; False if it was not in a backlog."""
+        task = self.storage.revoke(task_id)
+        if task is None:
+            return False
+        self._count("revoked")
+        self._mark_revoked(task_id, "revoked")
+        return True

@@ -67,8 +67,16 @@ class DeficitRoundRobin:
         else:
             per_round = self.quantum * state.backlog.weight(key)
             visit = base + max(1, math.ceil((cost - deficit) / per_round))
-        state.slots[key] = (visit, pos)
-        heapq.heappush(state.heap, (visit, pos, key))
+        slot = (visit, pos)
+        old = state.slots.get(key)
+        if old == slot:
+            return  # its heap entry is still valid
+        state.slots[key] = slot
+        heap = state.heap
+        if old is not None and heap and heap[0] == (*old, key):
+            heapq.heapreplace(heap, (visit, pos, key))  # one sift instead of push + later pop
+        else:
+            heapq.heappush(heap, (visit, pos, key))
 
     def _top(self, state: DrrState) -> tuple[int, int, str] | None:
         heap, slots = state.heap, state.slots

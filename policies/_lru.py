@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from typing import ClassVar
 
 from attrs import define, field, frozen
@@ -17,11 +18,17 @@ NEVER_SERVED = -(2**52)
 
 @define
 class LruState:
-    """Dispatch order per key and a heap of backlogged keys by that order."""
+    """Each key's rank and the backlogged keys ordered by it, in two parts.
+
+    A key served goes to the back: its new rank is the largest yet, so `served` (a FIFO) stays
+    sorted by appending, in O(1). Keys that become backlogged (new, or returning with an old
+    rank) go in `heap`. The next key is the smaller of the two fronts.
+    """
 
     backlog: Backlog
     last_served: dict[str, int] = field(factory=dict)
     heap: list[tuple[int, str]] = field(factory=list)
+    served: deque[tuple[int, str]] = field(factory=deque)
     counter: int = 0
 
 
@@ -48,21 +55,28 @@ class PureLru:
         heapq.heappush(state.heap, (self._rank(state, key), key))
 
     def pick(self, state: LruState, now: float) -> str | None:
-        heap, queues = state.heap, state.backlog.queues
+        heap, served, queues = state.heap, state.served, state.backlog.queues
         # Entries go stale when their key is served or empties; they are dropped on reaching
-        # the top, so each costs one pop in all.
+        # the front, so each costs one pop in all.
         while heap:
             rank, key = heap[0]
             if key in queues and rank == self._rank(state, key):
-                return key
+                break
             heapq.heappop(heap)
-        return None
+        while served:
+            rank, key = served[0]
+            if key in queues and rank == state.last_served[key]:
+                break
+            served.popleft()
+        if heap and (not served or heap[0][0] < served[0][0]):
+            return heap[0][1]
+        return served[0][1] if served else None
 
     def on_dispatch(self, state: LruState, key: str, job: Job, now: float) -> None:
         state.counter += 1
         state.last_served[key] = state.counter
         if key in state.backlog.queues:
-            heapq.heappush(state.heap, (state.counter, key))
+            state.served.append((state.counter, key))
 
     def on_head_change(self, state: LruState, key: str, now: float) -> None:
         pass

@@ -196,7 +196,7 @@ class FairQueue:
     def _drop_withdrawn_head(self, key: str, queue: deque[Job]) -> bool:
         """Restore the live-head invariant after a pop; False (and forget the key) if empty."""
         withdrawn = self.backlog.withdrawn
-        while queue and queue[0].id in withdrawn:
+        while withdrawn and queue and queue[0].id in withdrawn:
             withdrawn.discard(queue.popleft().id)
         if queue:
             return True

@@ -62,14 +62,20 @@ class WeightedLru:
         return state.heap[0][2]
 
     def on_dispatch(self, state: WeightedLruState, key: str, job: Job, now: float) -> None:
-        tag = state.tags[key]
+        old = state.tags[key]
+        top = self._top_tag(state)
         # Virtual time is the smallest start tag among the keys backlogged before this
         # dispatch; taking the min also keeps it from jumping when a key is served out of turn.
-        state.vtime = max(state.vtime, min(tag, self._top_tag(state)))
-        tag += 1.0 / state.backlog.weight(key)
+        state.vtime = max(state.vtime, min(old, top))
+        tag = old + 1.0 / state.backlog.weight(key)
         state.tags[key] = tag
         if key in state.backlog.queues:
-            heapq.heappush(state.heap, (tag, state.backlog.first_seen[key], key))
+            entry = (tag, state.backlog.first_seen[key], key)
+            heap = state.heap
+            if top == old and heap[0][2] == key:
+                heapq.heapreplace(heap, entry)  # one sift instead of a push and a later pop
+            else:
+                heapq.heappush(heap, entry)
 
     def on_head_change(self, state: WeightedLruState, key: str, now: float) -> None:
         pass

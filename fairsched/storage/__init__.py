@@ -2,6 +2,7 @@
 
 from ._base import DEFAULT_DOMAIN, DEFAULT_LEASE_TIMEOUT, Clock, Dispatch, Storage, Task
 from ._memory import MemoryStorage
+from ._redis import RedisStorage
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -9,6 +10,7 @@ __all__ = [
     "Clock",
     "Dispatch",
     "MemoryStorage",
+    "RedisStorage",
     "Storage",
     "Task",
 ]

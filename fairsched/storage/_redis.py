@@ -1,0 +1,623 @@
+"""Redis storage: the same verbs as `MemoryStorage`, each one atomic Lua script (EVALSHA).
+
+The Python policies are the specification; the scripts in `lua/` are their twins and a
+differential property test holds them to the same decisions. See docs/redis.md for the data
+model, key schema and the reasoning behind retries.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from attrs import define, field
+
+from policies import (
+    DeficitRoundRobin,
+    ExpiryAware,
+    InvalidJob,
+    Job,
+    Policy,
+    PureLru,
+    WeightedLru,
+    check_job,
+    check_key,
+    check_weight,
+    from_config,
+)
+
+from ..errors import ConfigurationError, ScriptError, StorageUnavailable
+from ..serializers import Serializer, SerializerType, get_serializer
+from ._base import DEFAULT_DOMAIN, DEFAULT_LEASE_TIMEOUT, Clock, Dispatch, Task
+
+#: Policies with a Lua twin, by the fragment that implements them.
+_LUA_POLICIES: Mapping[type[Any], str] = {
+    PureLru: "lru",
+    WeightedLru: "weighted_lru",
+    DeficitRoundRobin: "drr",
+}
+
+#: One script per atomic operation; each is assembled as core + policy + verb.
+_VERBS = (
+    "enqueue",
+    "submit",
+    "dispatch",
+    "finish",
+    "complete",
+    "revoke",
+    "expire",
+    "reclaim",
+    "set_weight",
+    "init",
+    "purge",
+    "tasks_by_key",
+    "last_used",
+)
+
+#: Verbs that change nothing but bookkeeping of expired keys: safe to retry after any error.
+_READ_ONLY = frozenset({"tasks_by_key", "last_used", "init", "set_weight"})
+
+
+def supported_policies() -> list[str]:
+    """Names of the policies `RedisStorage` runs (expiry_aware wraps any of the others)."""
+    return [*_LUA_POLICIES.values(), "expiry_aware"]
+
+
+def _fragments(policy: Policy[Any]) -> tuple[str, ...]:
+    """The Lua policy fragments for `policy`, inner first, or raise ConfigurationError."""
+    if type(policy) is ExpiryAware:
+        inner = policy.inner
+        if type(inner) in _LUA_POLICIES:
+            return (_LUA_POLICIES[type(inner)], "expiry_aware")
+        name = getattr(inner, "name", type(inner).__name__)
+    elif type(policy) in _LUA_POLICIES:
+        return (_LUA_POLICIES[type(policy)],)
+    else:
+        name = getattr(policy, "name", type(policy).__name__)
+    raise ConfigurationError(
+        f"policy {name!r} has no Lua twin, so RedisStorage cannot run it; supported: "
+        f"{', '.join(supported_policies())} (expiry_aware wrapping one of the others). "
+        "Use MemoryStorage, or write the Lua twin (see docs/redis.md)"
+    )
+
+
+@cache
+def _source(name: str) -> str:
+    return (
+        resources.files("fairsched.storage")
+        .joinpath("lua")
+        .joinpath(f"{name}.lua")
+        .read_text("utf-8")
+    )
+
+
+@cache
+def script_source(verb: str, fragments: tuple[str, ...]) -> str:
+    """The full text of one script: shared core, policy fragments, then the verb."""
+    parts = ["_core", *(f"_policy_{f}" for f in fragments), "_insert", verb]
+    return "\n".join(_source(p) for p in parts)
+
+
+def _num(value: float) -> str:
+    # repr round-trips a double exactly; Lua's tonumber reads it back bit for bit.
+    return repr(float(value))
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else _num(value)
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8")
+
+
+def _tasks(domain: str, flat: Sequence[Any], start: int = 0) -> list[Task]:
+    """Tasks from a script reply: 6 fields each (id, key, enqueued_at, cost, deadline, payload)."""
+    out = []
+    for i in range(start, len(flat), 6):
+        tid, key, enq, cost, deadline, payload = flat[i : i + 6]
+        job = Job(
+            _text(tid),
+            _text(key),
+            float(enq),
+            float(cost) if cost else None,
+            float(deadline) if deadline else None,
+        )
+        out.append(Task(job, bytes(payload), domain))
+    return out
+
+
+def _dispatch(domain: str, reply: Sequence[Any]) -> Dispatch:
+    if int(reply[0]) == 1:
+        task = _tasks(domain, reply[2:8])[0]
+        return Dispatch(task, tuple(_tasks(domain, reply, 8)), float(reply[1]))
+    return Dispatch(None, tuple(_tasks(domain, reply, 2)))
+
+
+def _check_runtime(runtime: object) -> None:
+    if runtime is None:
+        return
+    if isinstance(runtime, bool) or not isinstance(runtime, (int, float)):
+        raise InvalidJob(f"runtime must be a number, got {type(runtime).__name__}")
+    if not math.isfinite(runtime) or runtime < 0:
+        raise InvalidJob(f"runtime must be finite and >= 0, got {runtime!r}")
+
+
+def _check_window(window: object, lease_timeout: object) -> None:
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int) or window < 0
+    ):
+        raise ConfigurationError(f"window must be None or an int >= 0, got {window!r}")
+    if (
+        isinstance(lease_timeout, bool)
+        or not isinstance(lease_timeout, (int, float))
+        or not math.isfinite(lease_timeout)
+        or lease_timeout <= 0
+    ):
+        raise ConfigurationError(f"lease_timeout must be finite and > 0, got {lease_timeout!r}")
+
+
+def _hash_tag(domain: str) -> str:
+    # Percent-encode the braces so a domain cannot end the hash tag early, and '%' so the
+    # encoding stays one-to-one (two domains never share key names).
+    return domain.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _policy(value: Any) -> Policy[Any]:
+    return from_config(value)
+
+
+def _serializer(value: Any) -> Serializer:
+    return value if isinstance(value, Serializer) else get_serializer(value)
+
+
+def _check_prefix(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"prefix must be a str, got {type(value).__name__}")
+    if "{" in value or "}" in value:
+        raise ConfigurationError(
+            f"prefix {value!r} must not contain '{{' or '}}': the domain is the hash tag"
+        )
+
+
+def _check_ttl(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"key_ttl must be None or seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"key_ttl must be finite and > 0 seconds, got {value!r}")
+
+
+def _check_retries(instance: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
+
+
+@define
+class RedisStorage:
+    """Backlogs, policy state and leases in Redis; every verb is one atomic Lua script.
+
+    `client` is a redis-py `Redis` (build one with `from_url`/`from_settings` to get the retry
+    policy described in docs/redis.md). `key_ttl` (seconds) forgets an idle key's bookkeeping
+    (its LRU rank, tags, estimate, last-used time) after that long without a backlog; queued
+    tasks and leases never expire. `now=None` reads `clock` in this process.
+
+    Raises:
+        ConfigurationError: the policy has no Lua twin, or a setting is invalid.
+    """
+
+    client: Any
+    prefix: str = field(default="fairsched:", validator=_check_prefix)
+    policy: Policy[Any] = field(default="lru", converter=_policy)
+    serializer: Serializer = field(default=Serializer("json"), converter=_serializer)
+    key_ttl: float | None = field(default=None, validator=_check_ttl)
+    max_retries: int = field(default=3, validator=_check_retries)
+    clock: Clock = time.time
+    #: First back-off in seconds; doubled per attempt.
+    retry_backoff: float = 0.05
+    _scripts: dict[str, Any] = field(factory=dict, init=False, repr=False)
+    _preamble: list[str] = field(factory=list, init=False, repr=False)
+    _ready: set[str] = field(factory=set, init=False, repr=False)
+    _known_domains: list[str] = field(factory=list, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        fragments = _fragments(self.policy)
+        inner = self.policy.inner if isinstance(self.policy, ExpiryAware) else self.policy
+        quantum = getattr(inner, "quantum", 1.0)
+        alpha = getattr(inner, "alpha", 0.2)
+        slack = getattr(self.policy, "slack", 0.0)
+        ttl_ms = 0 if self.key_ttl is None else max(1, round(self.key_ttl * 1000))
+        self._preamble = [_num(quantum), _num(alpha), _num(slack), str(ttl_ms)]
+        for verb in _VERBS:
+            self._scripts[verb] = self.client.register_script(script_source(verb, fragments))
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> RedisStorage:
+        """A storage on a new client for `url` (redis://, rediss:// for TLS, user:password@).
+
+        The client's own command retries are switched off: this storage retries only where a
+        repeat cannot run a script twice (docs/redis.md). `client_options` go to redis-py
+        (e.g. `ssl_ca_certs`); `options` to the constructor.
+
+        Raises:
+            ConfigurationError: the URL scheme is not redis, rediss or unix.
+        """
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        scheme = urlsplit(url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ConfigurationError(
+                f"Redis URL must start with redis://, rediss:// or unix://, got {url!r}"
+            )
+        kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 5}
+        kwargs.update(client_options or {})
+        return cls(redis.Redis.from_url(url, **kwargs), **options)
+
+    @classmethod
+    def from_settings(
+        cls,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "fairsched:",
+        serializer: str | SerializerType = SerializerType.JSON,
+        key_ttl: float | None = None,
+        max_retries: int = 3,
+        use_ssl: bool | None = None,
+        policy: Any = "lru",
+        clock: Clock = time.time,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> RedisStorage:
+        """A storage from the settings users know (`redis_prefix`, `redis_serializer`, ...).
+
+        `use_ssl=True` turns a redis:// URL into rediss://; `use_ssl=False` with a rediss://
+        URL is a contradiction and raises.
+
+        Raises:
+            ConfigurationError: a setting is invalid or contradicts the URL.
+        """
+        parts = urlsplit(url)
+        if use_ssl is True and parts.scheme == "redis":
+            url = urlunsplit(parts._replace(scheme="rediss"))
+        elif use_ssl is False and parts.scheme == "rediss":
+            raise ConfigurationError(f"redis_use_ssl is False but the URL {url!r} uses rediss://")
+        return cls.from_url(
+            url,
+            client_options=client_options,
+            prefix=prefix,
+            serializer=serializer,
+            key_ttl=key_ttl,
+            max_retries=max_retries,
+            policy=policy,
+            clock=clock,
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _base(self, domain: str) -> str:
+        return f"{self.prefix}{{{_hash_tag(domain)}}}:"
+
+    def _now(self, now: float | None) -> float:
+        value = self.clock() if now is None else now
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidJob(f"now must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise InvalidJob(f"now must be finite, got {value!r}")
+        return float(value)
+
+    def _retry(self, what: str, call: Any, replayable: bool) -> Any:
+        """Run `call`, retrying connection failures with exponential back-off.
+
+        A failure to connect means nothing was sent, so any verb may be retried. A failure
+        after sending (a lost reply) is retried only when `replayable`: a script that changes
+        state may have run, and running it twice could pop a second task.
+        """
+        import redis
+
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except redis.ResponseError as exc:
+                raise ScriptError(f"{what} failed in Redis: {exc}") from exc
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                unsent = "connecting to" in str(exc) or "Timeout connecting" in str(exc)
+                if attempt >= self.max_retries or not (unsent or replayable):
+                    outcome = "" if unsent else " (the reply was lost: it may have run)"
+                    raise StorageUnavailable(
+                        f"Redis unavailable during {what} after {attempt + 1} attempt(s)"
+                        f"{outcome}: {exc}"
+                    ) from exc
+                time.sleep(self.retry_backoff * 2**attempt)
+                attempt += 1
+
+    def _run(self, verb: str, domain: str, *args: str | bytes) -> Any:
+        script = self._scripts[verb]
+        keys = [self._base(domain)]
+        argv = [*self._preamble, *args]
+        try:
+            return self._retry(
+                verb, lambda: script(keys=keys, args=argv), replayable=verb in _READ_ONLY
+            )
+        except ScriptError as exc:
+            if "DUPLICATE" in str(exc.__cause__):
+                raise InvalidJob(
+                    f"task id is already queued or leased in domain {domain!r}"
+                ) from None
+            raise
+
+    def _cmd(self, what: str, call: Any) -> Any:
+        return self._retry(what, call, replayable=True)
+
+    def _domains_key(self) -> str:
+        return f"{self.prefix}domains"
+
+    def _weights_key(self) -> str:
+        return f"{self.prefix}weights"
+
+    def _ensure_domain(self, domain: str) -> None:
+        """Register `domain` and copy the weights into it, once per process and domain."""
+        if domain in self._ready:
+            return
+        check_key(domain)
+        # Order matters for a concurrent set_weight: register, then read, then copy (NX).
+        self._cmd(
+            "register domain",
+            lambda: self.client.zadd(self._domains_key(), {domain: self.clock()}, nx=True),
+        )
+        stored = self._cmd("read weights", lambda: self.client.hgetall(self._weights_key()))
+        pairs: list[str] = []
+        for key, value in stored.items():
+            pairs += [_text(key), _text(value)]
+        for key, weight in getattr(self.policy, "weights", {}).items():
+            pairs += [key, _num(weight)]
+        self._run("init", domain, *pairs)
+        self._ready.add(domain)
+
+    def _domains(self, refresh: bool = True) -> list[str]:
+        if refresh or not self._known_domains:
+            names = self._cmd(
+                "list domains", lambda: self.client.zrange(self._domains_key(), 0, -1)
+            )
+            self._known_domains = [_text(n) for n in names]
+        return self._known_domains
+
+    def _selected(self, domain: str | None) -> list[str]:
+        return self._domains() if domain is None else [domain]
+
+    def _find(self, verb: str, task_id: str, *args: str) -> tuple[str, Any] | None:
+        """Run `verb` domain by domain until one holds `task_id` (ids carry no domain).
+
+        The cached domain list is tried first; it is re-read only when the id is not found.
+        """
+        tried: set[str] = set()
+        for refresh in (False, True):
+            for domain in self._domains(refresh):
+                if domain in tried:
+                    continue
+                tried.add(domain)
+                reply = self._run(verb, domain, task_id, *args)
+                if reply and reply != [-1]:
+                    return domain, reply
+        return None
+
+    @staticmethod
+    def _task_args(task: Task) -> list[str | bytes]:
+        job = task.job
+        return [
+            job.id,
+            job.key,
+            _num(job.enqueued_at),
+            _opt(job.cost),
+            _opt(job.deadline),
+            task.payload,
+        ]
+
+    @staticmethod
+    def _check_task(task: Task) -> None:
+        check_job(task.job)
+        check_key(task.domain)
+        if not isinstance(task.payload, bytes):
+            raise TypeError(f"payload must be bytes, got {type(task.payload).__name__}")
+
+    # -- verbs ----------------------------------------------------------------------------------
+
+    def enqueue(self, task: Task, now: float | None = None) -> None:
+        """Append `task` to its key's backlog in its domain (one round trip).
+
+        Raises:
+            InvalidJob: a field is invalid, or the id is queued or leased in the domain.
+            StorageUnavailable: Redis cannot be reached; nothing was stored.
+        """
+        self._check_task(task)
+        at = self._now(now)
+        self._ensure_domain(task.domain)
+        self._run("enqueue", task.domain, *self._task_args(task), _num(at))
+
+    def dispatch(
+        self,
+        domain: str = DEFAULT_DOMAIN,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """Withdraw expired tasks, then pick, pop and lease the next task if a slot is free."""
+        _check_window(window, lease_timeout)
+        at = self._now(now)
+        reply = self._run(
+            "dispatch", domain, _num(at), str(-1 if window is None else window), _num(lease_timeout)
+        )
+        return _dispatch(domain, reply)
+
+    def submit(
+        self,
+        task: Task,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """`enqueue` then `dispatch` in the task's domain, in one script."""
+        self._check_task(task)
+        _check_window(window, lease_timeout)
+        at = self._now(now)
+        self._ensure_domain(task.domain)
+        reply = self._run(
+            "submit",
+            task.domain,
+            *self._task_args(task),
+            _num(at),
+            str(-1 if window is None else window),
+            _num(lease_timeout),
+        )
+        return _dispatch(task.domain, reply)
+
+    def finish(
+        self,
+        task_id: str,
+        runtime: float | None = None,
+        now: float | None = None,
+        window: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> Dispatch:
+        """`complete` then `dispatch` in the finished task's domain, in one script."""
+        _check_runtime(runtime)
+        _check_window(window, lease_timeout)
+        at = self._now(now)
+        found = self._find(
+            "finish",
+            task_id,
+            _opt(runtime),
+            _num(at),
+            str(-1 if window is None else window),
+            _num(lease_timeout),
+        )
+        if found is None:
+            return Dispatch(None)
+        return _dispatch(*found)
+
+    def complete(
+        self, task_id: str, runtime: float | None = None, now: float | None = None
+    ) -> Task | None:
+        """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy.
+
+        A task whose lease was reclaimed and requeued is withdrawn, since it did run.
+        """
+        _check_runtime(runtime)
+        found = self._find("complete", task_id, _opt(runtime), _num(self._now(now)))
+        return None if found is None else _tasks(*found)[0]
+
+    def expire(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
+        """Withdraw and return the queued tasks of `domain` whose deadline has passed."""
+        return _tasks(domain, self._run("expire", domain, _num(self._now(now))))
+
+    def revoke(self, task_id: str, now: float | None = None) -> Task | None:
+        """Withdraw `task_id` from its backlog; None if it is not queued (maybe leased)."""
+        found = self._find("revoke", task_id, _num(self._now(now)))
+        return None if found is None else _tasks(*found)[0]
+
+    def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
+        """Return every task whose lease ran out to the head of its key's backlog."""
+        return _tasks(domain, self._run("reclaim", domain, _num(self._now(now))))
+
+    def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
+        """Number of leased (dispatched, unfinished) tasks in `domain`."""
+        return int(self._cmd("in_flight", lambda: self.client.zcard(self._base(domain) + "leases")))
+
+    def set_weight(self, key: str, weight: float, now: float | None = None) -> None:
+        """Set the weight of `key` in every domain (one script per domain).
+
+        Raises:
+            InvalidJob: the key is invalid.
+            InvalidWeight: the weight is not finite and > 0.
+        """
+        self.set_weights({key: weight}, now)
+
+    def set_weights(self, weights: Mapping[str, float], now: float | None = None) -> None:
+        """Set several weights; all are checked before any is applied."""
+        checked = {check_key(k): check_weight(w, k) for k, w in weights.items()}
+        if not checked:
+            return
+        at = _num(self._now(now))
+        mapping = {k: _num(w) for k, w in checked.items()}
+        # Global first, then each registered domain: a domain registered concurrently copies
+        # the global values (see _ensure_domain), so no domain misses the change.
+        self._cmd("set weights", lambda: self.client.hset(self._weights_key(), mapping=mapping))
+        for domain in self._domains():
+            for key, value in mapping.items():
+                self._run("set_weight", domain, key, value, at)
+
+    def get_weight(self, key: str) -> float:
+        """The weight of `key` (set with `set_weight`, else the policy's, else 1.0)."""
+        value = self._cmd("get weight", lambda: self.client.hget(self._weights_key(), key))
+        if value is not None:
+            return float(value)
+        return float(getattr(self.policy, "weights", {}).get(key, 1.0))
+
+    # -- monitoring -----------------------------------------------------------------------------
+
+    def get_all_lru_keys(self, domain: str | None = None) -> list[str]:
+        """Keys with a backlog (in `domain`, or in any), in order of first enqueue per domain."""
+        keys: dict[str, None] = {}
+        for name in self._selected(domain):
+            base = self._base(name)
+            found = self._cmd("read keys", lambda b=base: self.client.zrange(b + "active", 0, -1))
+            keys.update(dict.fromkeys(_text(k) for k in found))
+        return list(keys)
+
+    def get_tasks_by_lru_key(
+        self, key: str, limit: int | None = None, domain: str | None = None
+    ) -> list[Task]:
+        """The queued tasks of `key` in dispatch order, at most `limit`."""
+        out: list[Task] = []
+        for name in self._selected(domain):
+            left = -1 if limit is None else limit - len(out)
+            if left == 0:
+                break
+            out += _tasks(name, self._run("tasks_by_key", name, key, str(left)))
+        return out
+
+    def get_last_used_times(self, domain: str | None = None) -> dict[str, float]:
+        """Time of each key's latest dispatch."""
+        times: dict[str, float] = {}
+        for name in self._selected(domain):
+            flat = self._run("last_used", name)
+            for i in range(0, len(flat), 2):
+                key, at = _text(flat[i]), float(flat[i + 1])
+                times[key] = max(at, times.get(key, at))
+        return times
+
+    def backlog_size(self, key: str, domain: str | None = None) -> int:
+        """Number of queued tasks of `key`; one HGET per domain."""
+        total = 0
+        for name in self._selected(domain):
+            base = self._base(name)
+            n = self._cmd("backlog size", lambda b=base: self.client.hget(f"{b}k:{key}", "n"))
+            total += int(n or 0)
+        return total
+
+    def purge(self, domain: str | None = None) -> int:
+        """Drop every queued task and lease (of `domain`, or all); return how many tasks."""
+        return sum(int(self._run("purge", name)) for name in self._selected(domain))
+
+    def domains(self) -> list[str]:
+        """The domains registered under this prefix, oldest first."""
+        return list(self._domains())
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()

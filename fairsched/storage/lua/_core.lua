@@ -1,0 +1,123 @@
+-- _core.lua: shared by every script (assembled ahead of a policy fragment and a verb).
+--
+-- KEYS[1]  base = "<prefix>{<domain>}:"  every key below starts with it, so all keys of a
+--          domain share one hash tag (one Cluster slot). Per-key names append the user's key
+--          string, which arrives through ARGV or from stored data, never from script text.
+-- ARGV[1]  drr quantum (float)    ARGV[2]  drr alpha (float)
+-- ARGV[3]  expiry slack, seconds  ARGV[4]  key_ttl in ms (0: idle keys are kept forever)
+-- ARGV[5..] the verb's own arguments, read with arg(i).
+--
+-- Key schema (all under base):
+--   meta       hash   seq (insert/lease counter), fs (first-seen counter), lru, vtime,
+--                     round, positions
+--   tasks      hash   task id -> msgpack(seq, key, enqueued_at, cost|false, deadline|false,
+--                     deadline member|'', lease member|'', payload)
+--   q:<key>    list   "<seq>:<id>" FIFO; entries whose seq no longer matches the record are
+--                     dead (withdrawn) and dropped when they reach the head
+--   k:<key>    hash   fs, n (live backlog), srv, used, tag, est, v, pos, base, def;
+--                     the only per-key bookkeeping, expired after key_ttl when idle
+--   active     zset   backlogged key -> first-seen ordinal
+--   known      zset   every key with a k:<key> hash -> first-seen ordinal (monitoring, purge)
+--   deadlines  zset   "<seq:15>" .. id -> deadline (seconds)
+--   leases     zset   "<seq:15>" .. id -> lease deadline (seconds)
+--   weights    hash   key -> weight
+-- Invariant: a q:<key> list is empty or its head is live, and k:<key>.n counts its live tasks.
+
+local B = KEYS[1]
+local QUANTUM = tonumber(ARGV[1])
+local ALPHA = tonumber(ARGV[2])
+local SLACK = tonumber(ARGV[3])
+local KEY_TTL_MS = tonumber(ARGV[4])
+local function arg(i) return ARGV[4 + i] end
+
+local K_META = B .. 'meta'
+local K_TASKS = B .. 'tasks'
+local K_ACTIVE = B .. 'active'
+local K_KNOWN = B .. 'known'
+local K_DEADLINES = B .. 'deadlines'
+local K_LEASES = B .. 'leases'
+local K_WEIGHTS = B .. 'weights'
+local function kq(key) return B .. 'q:' .. key end
+local function kk(key) return B .. 'k:' .. key end
+
+-- Redis turns Lua numbers in replies into integers, and tostring() keeps 14 digits: every
+-- float leaves a script as a 17-digit string, which round-trips a double exactly.
+local function fmt(x) return string.format('%.17g', x) end
+local function pad(n) return string.format('%015d', n) end
+local function optnum(s) if s == nil or s == '' then return false end return tonumber(s) end
+
+local function load(id)
+  local raw = redis.call('HGET', K_TASKS, id)
+  if not raw then return nil end
+  local seq, key, enq, cost, dl, dm, lm, payload = cmsgpack.unpack(raw)
+  return {id = id, seq = seq, key = key, enq = enq, cost = cost, dl = dl, dm = dm, lm = lm,
+          payload = payload}
+end
+
+local function save(t)
+  redis.call('HSET', K_TASKS, t.id,
+    cmsgpack.pack(t.seq, t.key, t.enq, t.cost, t.dl, t.dm, t.lm, t.payload))
+end
+
+local function reply(t, out)
+  out[#out + 1] = t.id
+  out[#out + 1] = t.key
+  out[#out + 1] = fmt(t.enq)
+  out[#out + 1] = t.cost and fmt(t.cost) or ''
+  out[#out + 1] = t.dl and fmt(t.dl) or ''
+  out[#out + 1] = t.payload
+  return out
+end
+
+local function entry(t) return string.format('%d', t.seq) .. ':' .. t.id end
+
+local function live(e)
+  local c = string.find(e, ':', 1, true)
+  local t = load(string.sub(e, c + 1))
+  if t and t.lm == '' and t.seq == tonumber(string.sub(e, 1, c - 1)) then return t end
+  return nil
+end
+
+local function head(key) return live(redis.call('LINDEX', kq(key), 0)) end
+
+local function weight(key)
+  local w = redis.call('HGET', K_WEIGHTS, key)
+  if w then return tonumber(w) end
+  return 1.0
+end
+
+local function first_seen(key)
+  local fs = redis.call('HGET', kk(key), 'fs')
+  if fs then return tonumber(fs) end
+  fs = redis.call('HINCRBY', K_META, 'fs', 1) - 1
+  redis.call('HSET', kk(key), 'fs', fs)
+  redis.call('ZADD', K_KNOWN, fs, key)
+  return fs
+end
+
+local function next_seq() return redis.call('HINCRBY', K_META, 'seq', 1) end
+
+local function backlog(key) return tonumber(redis.call('HGET', kk(key), 'n') or '0') end
+
+-- Pop dead entries until the head is live; false when the list is empty.
+local function drop_dead_heads(key)
+  local q = kq(key)
+  while true do
+    local e = redis.call('LINDEX', q, 0)
+    if not e then return false end
+    if live(e) then return true end
+    redis.call('LPOP', q)
+  end
+end
+
+local function idle(key)
+  redis.call('HDEL', kk(key), 'n')
+  redis.call('ZREM', K_ACTIVE, key)
+  if KEY_TTL_MS > 0 then redis.call('PEXPIRE', kk(key), KEY_TTL_MS) end
+end
+
+-- Keep an idle key's bookkeeping on its TTL after a write that may have recreated it.
+local function touch_idle(key)
+  redis.call('ZADD', K_KNOWN, 'NX', -1, key)
+  if KEY_TTL_MS > 0 and backlog(key) == 0 then redis.call('PEXPIRE', kk(key), KEY_TTL_MS) end
+end

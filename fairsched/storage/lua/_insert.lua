@@ -1,0 +1,125 @@
+-- _insert.lua: insert (enqueue at the tail, requeue at the head) and withdraw; needs P.
+
+-- Put record `t` (not stored as queued) into its key's backlog.
+local function insert(t, now, front)
+  local key = t.key
+  local fs = first_seen(key)
+  t.seq = next_seq()
+  if t.dl and (t.dm == '' or not redis.call('ZSCORE', K_DEADLINES, t.dm)) then
+    -- A requeued task whose deadline entry survives keeps it (and so its expiry order).
+    t.dm = pad(t.seq) .. t.id
+    redis.call('ZADD', K_DEADLINES, fmt(t.dl), t.dm)
+  end
+  t.lm = ''
+  save(t)
+  local q = kq(key)
+  if backlog(key) == 0 then
+    redis.call('RPUSH', q, entry(t))
+    redis.call('HSET', kk(key), 'n', 1)
+    redis.call('PERSIST', kk(key))
+    redis.call('ZADD', K_ACTIVE, fs, key)
+    P.activate(key, now)
+  else
+    redis.call('HINCRBY', kk(key), 'n', 1)
+    if front then
+      redis.call('LPUSH', q, entry(t))
+      P.head_change(key, now)
+    else
+      redis.call('RPUSH', q, entry(t))
+    end
+  end
+end
+
+-- Remove queued record `t`: O(1) unless it is the head (dead entries are dropped lazily).
+local function withdraw(t, now)
+  local key = t.key
+  redis.call('HDEL', K_TASKS, t.id)
+  if t.dm ~= '' then redis.call('ZREM', K_DEADLINES, t.dm) end
+  local q = kq(key)
+  if redis.call('LINDEX', q, 0) ~= entry(t) then
+    redis.call('HINCRBY', kk(key), 'n', -1)
+    return
+  end
+  redis.call('LPOP', q)
+  if drop_dead_heads(key) then
+    redis.call('HINCRBY', kk(key), 'n', -1)
+    P.head_change(key, now)
+  else
+    idle(key)
+    P.deactivate(key, now)
+  end
+end
+
+local function expire(now, out)
+  local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', '(' .. fmt(now))
+  local n = 0
+  for _, m in ipairs(due) do
+    redis.call('ZREM', K_DEADLINES, m)
+    local t = load(string.sub(m, 16))
+    -- A leased task's entry is dropped; a requeue adds a fresh one.
+    if t and t.lm == '' and t.dm == m then
+      withdraw(t, now)
+      reply(t, out)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- Pick, pop and lease one task; nil when the window is full or nothing is backlogged.
+local function dispatch_one(now, now_s, window, lease_timeout)
+  if window >= 0 and redis.call('ZCARD', K_LEASES) >= window then return nil end
+  local key = P.pick(now)
+  if not key then return nil end
+  local q = kq(key)
+  local t = live(redis.call('LPOP', q))
+  if not t then return redis.error_reply('fairsched: dead head in backlog of ' .. key) end
+  redis.call('HSET', kk(key), 'used', now_s)
+  local deadline = now + lease_timeout
+  t.lm = pad(next_seq()) .. t.id
+  redis.call('ZADD', K_LEASES, fmt(deadline), t.lm)
+  save(t)
+  local still = drop_dead_heads(key)
+  if still then redis.call('HINCRBY', kk(key), 'n', -1) else idle(key) end
+  P.dispatched(key, t, now, still)
+  return t, deadline
+end
+
+-- dispatch reply: {has_task, lease_deadline, [task 6 fields], expired tasks 6 fields each}
+local function dispatch_reply(now, now_s, window, lease_timeout)
+  local expired = {}
+  expire(now, expired)
+  local t, deadline = dispatch_one(now, now_s, window, lease_timeout)
+  if type(t) == 'table' and t.err then return t end
+  local out
+  if t then out = reply(t, {1, fmt(deadline)}) else out = {0, ''} end
+  for _, v in ipairs(expired) do out[#out + 1] = v end
+  return out
+end
+
+-- Release task `id`: end its lease (feeding runtime to the policy) or, if it was requeued
+-- after a reclaim, withdraw it. Returns the record or nil.
+local function complete(id, runtime, now)
+  local t = load(id)
+  if not t then return nil end
+  if t.lm == '' then
+    withdraw(t, now)
+    return t
+  end
+  if runtime then
+    P.complete(t, runtime)
+    touch_idle(t.key)
+  end
+  redis.call('ZREM', K_LEASES, t.lm)
+  if t.dm ~= '' then redis.call('ZREM', K_DEADLINES, t.dm) end
+  redis.call('HDEL', K_TASKS, id)
+  return t
+end
+
+local function new_task(i)
+  -- arg(i..i+5): id, key, enqueued_at, cost|'', deadline|'', payload
+  local t = {id = arg(i), key = arg(i + 1), enq = tonumber(arg(i + 2)), cost = optnum(arg(i + 3)),
+             dl = optnum(arg(i + 4)), dm = '', lm = '', payload = arg(i + 5), seq = 0}
+  if redis.call('HEXISTS', K_TASKS, t.id) == 1 then return nil end
+  return t
+end

@@ -1,0 +1,8 @@
+-- revoke.lua: withdraw one queued task (a leased one is left alone).
+-- KEYS[1] domain base; ARGV[1..4] policy preamble; ARGV[5] task id; ARGV[6] now (s).
+-- Returns the task's 6 fields, or {} when it is not queued here.
+-- Touches: tasks, q:<key>, k:<key>, active, deadlines, the policy's keys.
+local t = load(arg(1))
+if not t or t.lm ~= '' then return {} end
+withdraw(t, tonumber(arg(2)))
+return reply(t, {})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,18 +21,18 @@ def make(request: pytest.FixtureRequest, policy: Any = "lru") -> Storage:
 
 
 @pytest.fixture(params=BACKENDS)
-def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    yield make(request)
+def storage(request: pytest.FixtureRequest) -> Storage:
+    return make(request)
 
 
 @pytest.fixture(params=BACKENDS)
-def drr_storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    yield make(request, {"policy": "drr", "quantum": 1.0})
+def drr_storage(request: pytest.FixtureRequest) -> Storage:
+    return make(request, {"policy": "drr", "quantum": 1.0})
 
 
 @pytest.fixture(params=BACKENDS)
-def expiry_storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    yield make(request, {"policy": "expiry_aware", "inner": "lru", "slack": 1.0})
+def expiry_storage(request: pytest.FixtureRequest) -> Storage:
+    return make(request, {"policy": "expiry_aware", "inner": "lru", "slack": 1.0})
 
 
 def task(tid: str, key: str, payload: bytes = b"{}", domain: str = "celery", **job: Any) -> Task:

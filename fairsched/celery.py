@@ -56,20 +56,15 @@ _CONFIGURE_LOCK = threading.RLock()
 def _build_storage(config: FairschedConfig) -> Storage:
     if config.redis_url is None:
         return MemoryStorage(policy=from_config(config.policy))
-    from . import storage as storage_package
+    from .storage import RedisStorage
 
-    redis_storage = getattr(storage_package, "RedisStorage", None)
-    if redis_storage is None:
-        raise ConfigurationError(
-            "redis_url is set but this fairsched has no RedisStorage; install fairsched[redis]"
-        )
-    built: Storage = redis_storage.from_url(
+    built: Storage = RedisStorage.from_settings(
         config.redis_url,
         prefix=config.redis_prefix,
         serializer=config.redis_serializer,
         key_ttl=config.redis_key_ttl,
         max_retries=config.redis_max_retries,
-        use_ssl=config.redis_use_ssl,
+        use_ssl=config.redis_use_ssl or None,
         policy=config.policy,
     )
     return built

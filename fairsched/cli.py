@@ -25,3 +25,5 @@ def list_policies() -> None:
 # Subcommands register here, one line each (the modules own their commands).
 from ._cli_simulate import simulate  # noqa: E402, I001
 main.add_command(simulate)
+from ._cli_demo import demo  # noqa: E402, I001
+main.add_command(demo)

@@ -128,6 +128,7 @@ class _Run:
         records = self.records
         timeline = Timeline(sim.timeline_step)
         tl_service = timeline.service
+        tl_active = timeline.active
 
         backlog = Backlog()
         queue: FairQueue | None = None
@@ -149,6 +150,8 @@ class _Run:
         pick = policy.pick if policy is not None else None
         on_dispatch = policy.on_dispatch if policy is not None else None
         on_complete = policy.on_complete if policy is not None else None
+        if on_complete is not None and _is_empty(on_complete):
+            on_complete = None  # e.g. LRU ignores run times: skip a call per task
         q_enqueue = queue.enqueue if queue is not None else None
         q_dispatch = queue.dispatch if queue is not None else None
         q_expire = queue.expire if queue is not None else None
@@ -167,6 +170,7 @@ class _Run:
         first_t = math.nan
         now = 0.0
         arrived = 0
+        dispatched = 0
         busy = 0.0
         boundary = math.inf
         log = math.log
@@ -213,10 +217,9 @@ class _Run:
                 acc = stats.get(key)
                 if acc is None:
                     acc = stats[key] = KeyAccumulator(weight_of(check_key(key)))
-                acc.arrived += 1
                 if acc.waiting == 0:
                     acc.since = now
-                    timeline.active.add(key)
+                    tl_active.add(key)
                 acc.waiting += 1
                 if record:
                     records[job.id] = [job, math.nan, math.nan, math.nan, False, -1]
@@ -275,8 +278,8 @@ class _Run:
                     if record:
                         entry = records[picked.id]
                         entry[1] = now
-                        entry[5] = self.dispatched
-                    self.dispatched += 1
+                        entry[5] = dispatched
+                    dispatched += 1
                     if free:
                         slot = free.pop()
                         running[slot] = picked
@@ -316,8 +319,9 @@ class _Run:
                     timeline.roll(now, (k for k, a in stats.items() if a.waiting))
                     boundary = timeline.boundary
                     tl_service = timeline.service
+                    tl_active = timeline.active
                     # The key that starts now was backlogged in the new interval too.
-                    timeline.active.add(key)
+                    tl_active.add(key)
                 tl_service[key] = tl_service.get(key, 0.0) + service / acc.weight
                 if record:
                     records[job.id][2] = now
@@ -422,6 +426,16 @@ class _Run:
             timeline=timeline_points,
             records=records,
         )
+
+
+def _empty() -> None:
+    pass
+
+
+def _is_empty(method: Any) -> bool:
+    """Whether `method`'s body does nothing (its bytecode is that of an empty function)."""
+    code = getattr(getattr(method, "__func__", method), "__code__", None)
+    return code is not None and code.co_code == _empty.__code__.co_code and not code.co_consts[1:]
 
 
 def as_policy(policy: Any) -> Policy[Any] | None:

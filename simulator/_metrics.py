@@ -31,7 +31,6 @@ class KeyAccumulator:
 
     weight: float = 1.0
     started: int = 0
-    arrived: int = 0
     expired: int = 0
     missed: int = 0
     wait_sum: float = 0.0

@@ -374,3 +374,15 @@ def test_configure_applies_weights_to_the_storage(storage_kind, request):
     assert storage.get_weight("gold") == 3.0
     fairsched.set_weight(app, "gold", 5)
     assert storage.get_weight("gold") == 5.0
+
+
+def test_record_workload_appends_one_trace_row_per_finished_task(tmp_path, probe, worker_of):
+    trace = tmp_path / "trace.csv"
+    app, tasks = build("memory", None, probe, window=2, record_workload=str(trace))  # type: ignore[arg-type]
+    worker_of(app)
+    for key in ("a", "b", "a"):
+        tasks["sleep"].lru_delay(key, 0.01).get(timeout=10)
+    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) == 3)
+    rows = [line.split(",") for line in trace.read_text().splitlines()]
+    assert [r[0] for r in rows] == ["a", "b", "a"]
+    assert all(float(r[2]) >= 0.01 for r in rows)  # service time in seconds

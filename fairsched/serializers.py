@@ -49,7 +49,7 @@ class Serializer:
                 return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
             from kombu.serialization import dumps
 
-            _, _, data = dumps(obj, serializer=self.name)
+            _, _, data = dumps(obj, serializer=self.name)  # type: ignore[no-untyped-call]
             return data if isinstance(data, bytes) else data.encode()
         except SerializationError:
             raise
@@ -67,7 +67,7 @@ class Serializer:
         from kombu.serialization import loads, registry
 
         content_type, content_encoding, _ = registry._encoders[self.name]
-        return loads(data, content_type, content_encoding, accept={content_type})
+        return loads(data, content_type, content_encoding, accept={content_type})  # type: ignore[no-untyped-call]
 
 
 def get_serializer(name: str | SerializerType = SerializerType.JSON) -> Serializer:

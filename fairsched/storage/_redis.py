@@ -333,7 +333,16 @@ class RedisStorage:
         while True:
             try:
                 return call()
+            except redis.AuthenticationError as exc:
+                raise ConfigurationError(
+                    f"Redis refused the credentials during {what}: {exc}"
+                ) from exc
             except redis.ResponseError as exc:
+                if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in str(exc):
+                    raise ConfigurationError(
+                        f"the Redis user lacks permission for {what} under prefix "
+                        f"{self.prefix!r}: {exc}"
+                    ) from exc
                 raise ScriptError(f"{what} failed in Redis: {exc}") from exc
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 unsent = "connecting to" in str(exc) or "Timeout connecting" in str(exc)

@@ -630,3 +630,9 @@ class RedisStorage:
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
+
+    def reopen(self) -> None:
+        """Drop connections inherited across a fork; the next call opens fresh ones."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None:
+            pool.reset()

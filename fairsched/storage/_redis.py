@@ -222,7 +222,7 @@ class RedisStorage:
     #: First back-off in seconds; doubled per attempt.
     retry_backoff: float = 0.05
     _scripts: dict[str, Any] = field(factory=dict, init=False, repr=False)
-    _preamble: list[str] = field(factory=list, init=False, repr=False)
+    _preamble: list[bytes] = field(factory=list, init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
     _known_domains: list[str] = field(factory=list, init=False, repr=False)
 
@@ -233,7 +233,8 @@ class RedisStorage:
         alpha = getattr(inner, "alpha", 0.2)
         slack = getattr(self.policy, "slack", 0.0)
         ttl_ms = 0 if self.key_ttl is None else max(1, round(self.key_ttl * 1000))
-        self._preamble = [_num(quantum), _num(alpha), _num(slack), str(ttl_ms)]
+        # One argument: each argument costs the client an encoding step on every call.
+        self._preamble = [f"{_num(quantum)} {_num(alpha)} {_num(slack)} {ttl_ms}".encode()]
         for verb in _VERBS:
             self._scripts[verb] = self.client.register_script(script_source(verb, fragments))
 

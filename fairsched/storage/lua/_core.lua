@@ -3,9 +3,10 @@
 -- KEYS[1]  base = "<prefix>{<domain>}:"  every key below starts with it, so all keys of a
 --          domain share one hash tag (one Cluster slot). Per-key names append the user's key
 --          string, which arrives through ARGV or from stored data, never from script text.
--- ARGV[1]  drr quantum (float)    ARGV[2]  drr alpha (float)
--- ARGV[3]  expiry slack, seconds  ARGV[4]  key_ttl in ms (0: idle keys are kept forever)
--- ARGV[5..] the verb's own arguments, read with arg(i).
+-- ARGV[1]  policy preamble, four numbers separated by spaces (one argument, as each argument
+--          costs the client an encoding step): drr quantum, drr alpha, expiry slack (s),
+--          key_ttl in ms (0: idle keys are kept forever)
+-- ARGV[2..] the verb's own arguments, read with arg(i).
 --
 -- Key schema (all under base):
 --   meta       hash   seq (insert/lease counter), fs (first-seen counter), lru, vtime,
@@ -24,11 +25,13 @@
 -- Invariant: a q:<key> list is empty or its head is live, and k:<key>.n counts its live tasks.
 
 local B = KEYS[1]
-local QUANTUM = tonumber(ARGV[1])
-local ALPHA = tonumber(ARGV[2])
-local SLACK = tonumber(ARGV[3])
-local KEY_TTL_MS = tonumber(ARGV[4])
-local function arg(i) return ARGV[4 + i] end
+local QUANTUM, ALPHA, SLACK, KEY_TTL_MS
+do
+  local n = {}
+  for word in string.gmatch(ARGV[1], '%S+') do n[#n + 1] = tonumber(word) end
+  QUANTUM, ALPHA, SLACK, KEY_TTL_MS = n[1], n[2], n[3], n[4]
+end
+local function arg(i) return ARGV[1 + i] end
 
 local K_META = B .. 'meta'
 local K_TASKS = B .. 'tasks'

@@ -1,6 +1,6 @@
 -- purge.lua: drop every queued task, lease and piece of policy state of the domain (weights
 -- stay: they are settings). O(keys + tasks); not for hot paths.
--- KEYS[1] domain base; ARGV[1..4] policy preamble. Returns the number of tasks dropped.
+-- KEYS[1] domain base; ARGV[1] policy preamble. Returns the number of tasks dropped.
 -- Touches: every key of the domain except weights.
 local dropped = redis.call('HLEN', K_TASKS)
 for _, key in ipairs(redis.call('ZRANGE', K_KNOWN, 0, -1)) do

@@ -1,6 +1,6 @@
 -- reclaim.lua: return every task whose lease ran out (deadline < now) to the head of its
 -- key's backlog. Requeued latest first, so the tasks of one key keep their old order.
--- KEYS[1] domain base; ARGV[1..4] policy preamble; ARGV[5] now (s).
+-- KEYS[1] domain base; ARGV[1] policy preamble; ARGV[2] now (s).
 -- Returns the reclaimed tasks, 6 fields each, in (lease deadline, dispatch) order.
 -- Touches: leases, tasks, q:<key>, k:<key>, active, known, deadlines, meta, the policy's keys.
 local now = tonumber(arg(1))

@@ -22,6 +22,7 @@ from .errors import (
 )
 from .serializers import SerializerType
 from .storage import DEFAULT_DOMAIN, Dispatch, MemoryStorage, Storage, Task
+from .storage._redis import RedisStorage
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "LRUTask",
     "MemoryStorage",
     "PolicyError",
+    "RedisStorage",
     "ScriptError",
     "SerializationError",
     "SerializerType",

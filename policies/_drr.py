@@ -60,12 +60,15 @@ class DeficitRoundRobin:
         return state.estimate.get(job.key, 1.0)
 
     def _schedule(self, state: DrrState, key: str, pos: int, continuing: bool) -> None:
-        cost = self.cost(state, state.backlog.head(key))
+        backlog = state.backlog
+        head = backlog.queues[key][0]
+        # `cost` and `Backlog.weight`, inlined (the simulator's hot path).
+        cost = head.cost if head.cost is not None else state.estimate.get(head.key, 1.0)
         deficit, base = state.deficit[key], state.base[key]
         if continuing and deficit >= cost:
             visit = base
         else:
-            per_round = self.quantum * state.backlog.weight(key)
+            per_round = self.quantum * backlog.weights.get(key, 1.0)
             visit = base + max(1, math.ceil((cost - deficit) / per_round))
         slot = (visit, pos)
         old = state.slots.get(key)
@@ -98,21 +101,30 @@ class DeficitRoundRobin:
         return None if top is None else top[2]
 
     def on_dispatch(self, state: DrrState, key: str, job: Job, now: float) -> None:
-        visit, pos = state.slots[key]
-        top = self._top(state)
+        slots, heap = state.slots, state.heap
+        visit, pos = slots[key]
+        top_visit = None  # `_top`, inlined (the simulator's hot path)
+        while heap:
+            head = heap[0]
+            if slots.get(head[2]) == (head[0], head[1]):
+                top_visit = head[0]
+                break
+            heapq.heappop(heap)
         # Served in turn: the round advances to this visit. Served out of turn (a wrapper such
         # as expiry_aware chose it): it is charged in the current round and the round stays.
-        current = visit if top is not None and top[0] == visit else state.round
+        current = visit if top_visit == visit else state.round
         state.round = current
-        credit = state.deficit[key] + (current - state.base[key]) * (
-            self.quantum * state.backlog.weight(key)
+        backlog, deficit, base = state.backlog, state.deficit, state.base
+        credit = deficit[key] + (current - base[key]) * (
+            self.quantum * backlog.weights.get(key, 1.0)
         )
-        state.base[key] = current
-        state.deficit[key] = credit - self.cost(state, job)
-        if key in state.backlog.queues:
+        base[key] = current
+        cost = job.cost if job.cost is not None else state.estimate.get(job.key, 1.0)
+        deficit[key] = credit - cost
+        if key in backlog.queues:
             self._schedule(state, key, pos, continuing=True)
         else:
-            self.on_deactivate(state, key, now)
+            del slots[key], base[key], deficit[key]  # `on_deactivate`, inlined
 
     def on_head_change(self, state: DrrState, key: str, now: float) -> None:
         visit, pos = state.slots[key]

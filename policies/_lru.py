@@ -52,20 +52,26 @@ class PureLru:
         return served if served is not None else NEVER_SERVED + state.backlog.first_seen[key]
 
     def on_activate(self, state: LruState, key: str, now: float) -> None:
-        heapq.heappush(state.heap, (self._rank(state, key), key))
+        # `_rank`, inlined: this runs once per activation on the simulator's hot path.
+        served = state.last_served.get(key)
+        rank = served if served is not None else NEVER_SERVED + state.backlog.first_seen[key]
+        heapq.heappush(state.heap, (rank, key))
 
     def pick(self, state: LruState, now: float) -> str | None:
         heap, served, queues = state.heap, state.served, state.backlog.queues
+        last_served, first_seen = state.last_served, state.backlog.first_seen
         # Entries go stale when their key is served or empties; they are dropped on reaching
         # the front, so each costs one pop in all.
         while heap:
             rank, key = heap[0]
-            if key in queues and rank == self._rank(state, key):
-                break
+            if key in queues:
+                last = last_served.get(key)
+                if rank == (last if last is not None else NEVER_SERVED + first_seen[key]):
+                    break
             heapq.heappop(heap)
         while served:
             rank, key = served[0]
-            if key in queues and rank == state.last_served[key]:
+            if key in queues and rank == last_served[key]:
                 break
             served.popleft()
         if heap and (not served or heap[0][0] < served[0][0]):
@@ -73,10 +79,10 @@ class PureLru:
         return served[0][1] if served else None
 
     def on_dispatch(self, state: LruState, key: str, job: Job, now: float) -> None:
-        state.counter += 1
-        state.last_served[key] = state.counter
+        counter = state.counter = state.counter + 1
+        state.last_served[key] = counter
         if key in state.backlog.queues:
-            state.served.append((state.counter, key))
+            state.served.append((counter, key))
 
     def on_head_change(self, state: LruState, key: str, now: float) -> None:
         pass

@@ -57,21 +57,34 @@ class WeightedLru:
         return math.inf
 
     def pick(self, state: WeightedLruState, now: float) -> str | None:
-        if self._top_tag(state) == math.inf:
-            return None
-        return state.heap[0][2]
+        # `_top_tag`, inlined (the simulator's hot path).
+        heap, queues, tags = state.heap, state.backlog.queues, state.tags
+        while heap:
+            tag, _, key = heap[0]
+            if key in queues and tags[key] == tag:
+                return None if tag == math.inf else key
+            heapq.heappop(heap)
+        return None
 
     def on_dispatch(self, state: WeightedLruState, key: str, job: Job, now: float) -> None:
-        old = state.tags[key]
-        top = self._top_tag(state)
+        heap, backlog, tags = state.heap, state.backlog, state.tags
+        queues = backlog.queues
+        old = tags[key]
+        top = math.inf  # `_top_tag`, inlined
+        while heap:
+            top, _, other = heap[0]
+            if other in queues and tags[other] == top:
+                break
+            heapq.heappop(heap)
+        else:
+            top = math.inf
         # Virtual time is the smallest start tag among the keys backlogged before this
         # dispatch; taking the min also keeps it from jumping when a key is served out of turn.
         state.vtime = max(state.vtime, min(old, top))
-        tag = old + 1.0 / state.backlog.weight(key)
-        state.tags[key] = tag
-        if key in state.backlog.queues:
-            entry = (tag, state.backlog.first_seen[key], key)
-            heap = state.heap
+        tag = old + 1.0 / backlog.weights.get(key, 1.0)
+        tags[key] = tag
+        if key in queues:
+            entry = (tag, backlog.first_seen[key], key)
             if top == old and heap[0][2] == key:
                 heapq.heapreplace(heap, entry)  # one sift instead of a push and a later pop
             else:

@@ -32,7 +32,19 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from policies import Backlog, FairQueue, Job, Policy, check_key, check_weight, from_config
+from policies import (
+    Backlog,
+    DeficitRoundRobin,
+    ExpiryAware,
+    FairQueue,
+    Job,
+    Policy,
+    PureLru,
+    WeightedLru,
+    check_key,
+    check_weight,
+    from_config,
+)
 
 from ._metrics import (
     INV_LOG_GAMMA,
@@ -152,6 +164,10 @@ class _Run:
         on_complete = policy.on_complete if policy is not None else None
         if on_complete is not None and _is_empty(on_complete):
             on_complete = None  # e.g. LRU ignores run times: skip a call per task
+        # With one key backlogged, a built-in policy's `pick` names that key (it changes no
+        # state the decisions depend on: it only drops stale heap entries, which later picks
+        # drop as well), so the call is skipped; activate and dispatch are always seen.
+        sole_pick = _picks_sole_key(policy)
         q_enqueue = queue.enqueue if queue is not None else None
         q_dispatch = queue.dispatch if queue is not None else None
         q_expire = queue.expire if queue is not None else None
@@ -164,21 +180,23 @@ class _Run:
         broker: deque[SimJob] = deque()
         in_flight = 0
         waiting_total = 0  # tasks queued for the policy (not yet dispatched)
-        in_system = 0
-        area = 0.0
-        last_t = 0.0
         first_t = math.nan
         now = 0.0
         arrived = 0
         dispatched = 0
-        busy = 0.0
         boundary = math.inf
         log = math.log
         ceil = math.ceil
+        inv_log_gamma = INV_LOG_GAMMA
+        next_progress = PROGRESS_EVERY if progress is not None else -1
+        # SimJob records built through their slots: what attrs' generated __init__ does, less
+        # its per-field lookups (no field of Job or SimJob has a validator or converter).
+        new = object.__new__
+        set_id, set_key, set_at, set_cost, set_deadline, set_service = _JOB_SLOTS
 
         row = next(rows, None)
         if row is not None:
-            first_t = last_t = row[1]
+            first_t = row[1]
             timeline.start(first_t)
             boundary = timeline.boundary
         next_at = row[1] if row is not None else math.inf
@@ -187,11 +205,8 @@ class _Run:
             # ---- one event: a completion (ties go to completions) or an arrival ----------
             if heap and heap[0][0] <= next_at:
                 now, _, _, slot = heappop(heap)
-                area += in_system * (now - last_t)
-                last_t = now
                 job = running[slot]
                 assert job is not None
-                in_system -= 1
                 in_flight -= 1
                 if job.deadline is not None and now > job.deadline:
                     stats[job.key].missed += 1
@@ -209,15 +224,18 @@ class _Run:
                     job = None
             elif row is not None:
                 key, now, service, deadline, cost = row
-                area += in_system * (now - last_t)
-                last_t = now
-                in_system += 1
                 arrived += 1
-                job = SimJob(str(arrived), key, now, cost, deadline, service)
+                job = new(SimJob)
+                set_id(job, str(arrived))
+                set_key(job, key)
+                set_at(job, now)
+                set_cost(job, cost)
+                set_deadline(job, deadline)
+                set_service(job, service)
                 acc = stats.get(key)
                 if acc is None:
                     acc = stats[key] = KeyAccumulator(weight_of(check_key(key)))
-                if acc.waiting == 0:
+                if not acc.waiting:
                     acc.since = now
                     tl_active.add(key)
                 acc.waiting += 1
@@ -242,8 +260,9 @@ class _Run:
                 job = None
                 row = next(rows, None)
                 next_at = row[1] if row is not None else math.inf
-                if progress is not None and not arrived % PROGRESS_EVERY:
-                    progress(arrived)
+                if arrived == next_progress:
+                    progress(arrived)  # type: ignore[misc]
+                    next_progress += PROGRESS_EVERY
             else:
                 break
 
@@ -252,7 +271,6 @@ class _Run:
                 for gone in q_expire(now):
                     self._expired(gone, now)
                     waiting_total -= 1
-                    in_system -= 1
 
             # ---- dispatch at most one task into a free window slot ---------------------
             if waiting_total and in_flight < window:
@@ -261,7 +279,8 @@ class _Run:
                 elif q_dispatch is not None:
                     picked = q_dispatch(now).job  # type: ignore[assignment]
                 else:
-                    key = pick(state, now)  # type: ignore[misc]
+                    sole = sole_pick and len(queues) == 1
+                    key = next(iter(queues)) if sole else pick(state, now)  # type: ignore[misc]
                     if key is None:
                         picked = None
                     else:
@@ -293,26 +312,31 @@ class _Run:
                 key = job.key
                 seq += 1
                 heappush(heap, (now + service, seq, FINISH, slot))
-                busy += service
                 wait = now - job.enqueued_at
                 acc = stats[key]
                 acc.started += 1
-                acc.wait_sum += wait
                 acc.service_sum += service
-                acc.slowdown_sum += (wait + service) / service
                 if wait > 0.0:
+                    acc.wait_sum += wait
+                    acc.slowdown_sum += (wait + service) / service
                     if wait > acc.wait_max:
                         acc.wait_max = wait
-                    b = ceil(log(wait) * INV_LOG_GAMMA)
                     bins = acc.bins
-                    bins[b] = bins.get(b, 0) + 1
+                    b = ceil(log(wait) * inv_log_gamma) - acc.low
+                    if 0 <= b < len(bins):
+                        bins[b] += 1
+                    else:
+                        acc.count_wait(wait)
+                    gap = now - acc.since
+                    if gap > threshold:
+                        acc.starvation_episodes += 1
+                        if gap > acc.longest_gap:
+                            acc.longest_gap = gap
                 else:
+                    # (0 + s) / s is exactly 1; and the key's unserved stretch began no
+                    # earlier than this arrival, so its gap is 0.
                     acc.zero_waits += 1
-                gap = now - acc.since
-                if gap > threshold:
-                    acc.starvation_episodes += 1
-                    if gap > acc.longest_gap:
-                        acc.longest_gap = gap
+                    acc.slowdown_sum += 1.0
                 acc.since = now
                 acc.waiting -= 1
                 if now >= boundary:
@@ -326,13 +350,14 @@ class _Run:
                 if record:
                     records[job.id][2] = now
 
-        return self._result(arrived, now, first_t, busy, area, timeline)
+        return self._result(arrived, now, first_t, timeline)
 
     def _expired(self, job: Job, now: float) -> None:
         acc = self.stats[job.key]
         acc.expired += 1
         acc.waiting -= 1
         acc.since = now
+        acc.expired_wait_sum += now - job.enqueued_at
         self.expired_total += 1
         if self.sim.record:
             entry = self.records[job.id]
@@ -344,8 +369,6 @@ class _Run:
         arrived: int,
         end: float,
         first_t: float,
-        busy: float,
-        area: float,
         timeline: Timeline,
     ) -> RunResult:
         sim = self.sim
@@ -353,14 +376,13 @@ class _Run:
         all_bins: dict[int, int] = {}
         zero = started = 0
         wait_sum = slowdown_sum = 0.0
-        wait_max = 0.0
+        wait_max = busy = area = 0.0
         episodes = 0
         for key, acc in sorted(self.stats.items()):
-            p50, p95, p99 = quantiles(acc.zero_waits, acc.bins, (0.5, 0.95, 0.99))
+            bins = acc.histogram()
+            p50, p95, p99 = quantiles(acc.zero_waits, bins, (0.5, 0.95, 0.99))
             n = acc.started
-            histogram = [(0.0, acc.zero_waits)] + [
-                (bin_value(i), c) for i, c in sorted(acc.bins.items())
-            ]
+            histogram = [(0.0, acc.zero_waits)] + [(bin_value(i), c) for i, c in bins.items()]
             per_key.append(
                 KeyStats(
                     key=key,
@@ -381,9 +403,13 @@ class _Run:
                 )
             )
             zero += acc.zero_waits
-            for i, c in acc.bins.items():
+            for i, c in bins.items():
                 all_bins[i] = all_bins.get(i, 0) + c
             started += n
+            busy += acc.service_sum
+            # Little's law area: every task is in the system from arrival to its finish
+            # (wait + service) or to its expiry, so the time integral is a sum over tasks.
+            area += acc.wait_sum + acc.service_sum + acc.expired_wait_sum
             wait_sum += acc.wait_sum
             slowdown_sum += acc.slowdown_sum
             wait_max = max(wait_max, acc.wait_max)
@@ -426,6 +452,20 @@ class _Run:
             timeline=timeline_points,
             records=records,
         )
+
+
+#: The slot setters of a SimJob, in constructor order.
+_JOB_SLOTS: tuple[Any, ...] = tuple(
+    getattr(SimJob, name).__set__
+    for name in ("id", "key", "enqueued_at", "cost", "deadline", "service")
+)
+
+
+def _picks_sole_key(policy: Any) -> bool:
+    """Whether `policy` is a built-in whose `pick` names the only backlogged key, if one is."""
+    if isinstance(policy, ExpiryAware):
+        return _picks_sole_key(policy.inner)
+    return type(policy) in (PureLru, WeightedLru, DeficitRoundRobin)
 
 
 def _empty() -> None:

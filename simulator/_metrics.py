@@ -1,28 +1,47 @@
 """Run results (frozen values) and the streaming accumulators the engine fills.
 
-Waits are kept per key in a log-binned histogram (relative error under `SKETCH_ERROR`), so
-memory grows with the number of keys and the spread of waits, never with the trace length.
+Waits are kept per key in a log-binned histogram with a bounded range: bins grow by `GAMMA`
+between `WAIT_FLOOR` and `WAIT_CAP`, so a reported percentile is within `SKETCH_ERROR` (under
+0.5%) of the true one; waits of 0 are counted exactly, waits in (0, `WAIT_FLOOR`] share the
+lowest bin (absolute error under `WAIT_FLOOR`) and waits above `WAIT_CAP` share the top one.
+Each key's bins are one dense array covering the bins it has used, at most `MAX_BIN - MIN_BIN
++ 1` counters (24 KB), so memory grows with the number of keys, never with the trace length.
 Percentiles are nearest-rank over that histogram.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
 from typing import Any
 
 from attrs import asdict, define, field, frozen
 
-#: Bin growth factor of the wait histograms: a reported percentile is within 0.5% of the
-#: true one (or exactly 0 for waits of 0).
+#: Bin growth factor of the wait histograms.
 GAMMA = 1.01
 INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
-SKETCH_ERROR = (GAMMA - 1) / 2
+#: Largest relative error of a reported wait percentile (above the floor, below the cap).
+SKETCH_ERROR = (GAMMA - 1) / (GAMMA + 1)
+#: Waits in (0, WAIT_FLOOR] seconds are reported as about WAIT_FLOOR; waits above WAIT_CAP
+#: as about WAIT_CAP (115 days). `wait_max` and `wait_mean` stay exact.
+WAIT_FLOOR = 1e-6
+WAIT_CAP = 1e7
+MIN_BIN = math.ceil(math.log(WAIT_FLOOR) * INV_LOG_GAMMA)
+MAX_BIN = math.ceil(math.log(WAIT_CAP) * INV_LOG_GAMMA)
+#: Spare bins added on each side when a key's array grows, so growth is rare.
+GROW_BY = 16
 
 
 def bin_value(index: int) -> float:
     """The value reported for histogram bin `index` (its waits lie in (G^(i-1), G^i])."""
     return 2.0 * GAMMA**index / (GAMMA + 1.0)
+
+
+def bin_index(wait: float) -> int:
+    """The histogram bin of a wait > 0, clamped to [MIN_BIN, MAX_BIN]."""
+    return min(max(math.ceil(math.log(wait) * INV_LOG_GAMMA), MIN_BIN), MAX_BIN)
 
 
 @define(slots=True)
@@ -38,7 +57,10 @@ class KeyAccumulator:
     slowdown_sum: float = 0.0
     service_sum: float = 0.0
     zero_waits: int = 0
-    bins: dict[int, int] = field(factory=dict)
+    #: Counts of waits > 0 per log bin; `bins[i]` is bin `low + i`. The engine increments a
+    #: bin in place when it is in range and calls `count_wait` otherwise.
+    bins: array[int] = field(factory=lambda: array("q"))
+    low: int = 0
     #: Tasks arrived and not yet started (in the policy's backlog or the broker queue).
     waiting: int = 0
     #: Start of the current unserved stretch: the later of the last start and the arrival
@@ -46,6 +68,28 @@ class KeyAccumulator:
     since: float = 0.0
     starvation_episodes: int = 0
     longest_gap: float = 0.0
+    #: Time expired tasks spent in the system (for Little's law).
+    expired_wait_sum: float = 0.0
+
+    def count_wait(self, wait: float) -> None:
+        """Count a wait > 0 in its bin, growing the array to cover it (the slow path)."""
+        index = bin_index(wait)
+        bins = self.bins
+        if not bins:
+            self.low = max(index - GROW_BY, MIN_BIN)
+            bins.extend(repeat(0, min(index + GROW_BY, MAX_BIN) - self.low + 1))
+        elif index < self.low:
+            low = max(index - GROW_BY, MIN_BIN)
+            self.bins = bins = array("q", repeat(0, self.low - low)) + bins
+            self.low = low
+        elif index >= self.low + len(bins):
+            bins.extend(repeat(0, min(index + GROW_BY, MAX_BIN) - self.low - len(bins) + 1))
+        bins[index - self.low] += 1
+
+    def histogram(self) -> dict[int, int]:
+        """The non-empty bins, {bin index: count}."""
+        low = self.low
+        return {low + i: c for i, c in enumerate(self.bins) if c}
 
 
 def quantiles(zero: int, bins: Mapping[int, int], qs: Iterable[float]) -> list[float]:

@@ -159,21 +159,27 @@ def memory_figures(client: redis.Redis, policy: str, n: int) -> dict[str, float]
     }
 
 
-def plain_list(client: redis.Redis, rounds: int) -> tuple[list[float], list[float]]:
-    name = f"plain-{uuid.uuid4().hex[:8]}"
-    for _ in range(1000):
-        client.lpush(name, PAYLOAD)
-    push, pop = [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        client.lpush(name, PAYLOAD)
-        t1 = time.perf_counter()
-        client.rpop(name)
-        t2 = time.perf_counter()
-        push.append((t1 - t0) * 1e6)
-        pop.append((t2 - t1) * 1e6)
-    client.delete(name)
-    return push, pop
+class PlainList:
+    """LPUSH then RPOP of the same payload: the floor for one push and one pop."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.name = f"plain-{uuid.uuid4().hex[:8]}"
+        self.enqueue_us: list[float] = []
+        self.dispatch_us: list[float] = []
+        for _ in range(1000):
+            client.lpush(self.name, PAYLOAD)
+
+    def rounds(self, n: int) -> None:
+        client, name = self.client, self.name
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.lpush(name, PAYLOAD)
+            t1 = time.perf_counter()
+            client.rpop(name)
+            t2 = time.perf_counter()
+            self.enqueue_us.append((t1 - t0) * 1e6)
+            self.dispatch_us.append((t2 - t1) * 1e6)
 
 
 def round_trips(client: redis.Redis, policy: str, n: int) -> dict[str, float]:
@@ -188,12 +194,14 @@ def round_trips(client: redis.Redis, policy: str, n: int) -> dict[str, float]:
     ):
         stats = client.info("commandstats")
         evalsha = stats.get("cmdstat_evalsha", {}).get("calls", 0)
+        usec = stats.get("cmdstat_evalsha", {}).get("usec", 0)
         counter.calls = 0
         for i in range(n):
             action(i)
         sent = counter.calls
-        stats = client.info("commandstats")
-        figures[f"{verb}_evalsha"] = (stats["cmdstat_evalsha"]["calls"] - evalsha) / n
+        after = client.info("commandstats")["cmdstat_evalsha"]
+        figures[f"{verb}_evalsha"] = (after["calls"] - evalsha) / n
+        figures[f"{verb}_server_us"] = (after["usec"] - usec) / n
         figures[f"{verb}_sent"] = (sent - 1) / n  # minus the INFO call
     storage.purge()
     return figures
@@ -248,8 +256,14 @@ def main() -> None:
         for (label, scenario), (keys, size) in zip(scenarios.items(), specs, strict=True):
             tasks = (new_task(keys[i % len(keys)]) for i in range(size))
             fill(scenario.storage, tasks, size, label)
-        alternate(list(scenarios.values()), rounds)
-        push, pop = plain_list(client, rounds)
+        plain = PlainList(client)
+        alternate([*scenarios.values(), plain], rounds)  # type: ignore[list-item]
+        push, pop = plain.enqueue_us, plain.dispatch_us
+        stats = client.info("commandstats")
+        plain_server = (
+            stats["cmdstat_lpush"]["usec_per_call"],
+            stats["cmdstat_rpop"]["usec_per_call"],
+        )
         trips = round_trips(client, args.policy, 1000)
         memory = memory_figures(client, args.policy, big)
         ranch_small = ranch_enqueue(client, 100, 200 if not args.quick else 50)
@@ -282,6 +296,10 @@ def main() -> None:
     print("\nround trips per call (goal 1)")
     print(f"  enqueue:  {trips['enqueue_evalsha']:.2f} EVALSHA, {trips['enqueue_sent']:.2f} sent")
     print(f"  dispatch: {trips['dispatch_evalsha']:.2f} EVALSHA, {trips['dispatch_sent']:.2f} sent")
+    print("\nserver time per call, µs (INFO commandstats; the client's share is the rest)")
+    print(f"  enqueue script {trips['enqueue_server_us']:.1f}, "
+          f"dispatch script {trips['dispatch_server_us']:.1f}; "
+          f"LPUSH {plain_server[0]:.2f}, RPOP {plain_server[1]:.2f}")  # fmt: skip
     print("  celery-ranch enqueue: 3 (SET task, GET index, SET index), 4 with an expiry")
     print("\nmemory (bytes, from used_memory)")
     print(f"  per backlogged task beyond its payload: {memory['task']:.0f} "

@@ -37,8 +37,10 @@ class Backlog:
     weights: dict[str, float] = field(factory=dict)
     #: Live jobs by id, for revoke and for spotting a duplicate id.
     jobs: dict[str, Job] = field(factory=dict)
-    #: Ids still sitting inside a queue after being withdrawn (expired or revoked).
-    withdrawn: set[str] = field(factory=set)
+    #: Identities (`id(job)`) of withdrawn jobs still sitting inside a queue. Identity, not the
+    #: job id, since an id may be queued again while its withdrawn entry is still in a queue;
+    #: the queue keeps the object alive until the entry is dropped, so the identity is unique.
+    withdrawn: set[int] = field(factory=set)
     #: (deadline, seq, id) of jobs with a deadline; entries of jobs no longer live are skipped.
     deadlines: list[tuple[float, int, str]] = field(factory=list)
     _seq: int = 0
@@ -162,9 +164,9 @@ class FairQueue:
         while heap and heap[0][0] < now:
             _, _, job_id = heapq.heappop(heap)
             job = backlog.jobs.get(job_id)
-            # A dispatched or revoked job leaves its entry behind (a requeued one may have two):
-            # only an id that is still queued counts.
-            if job is not None:
+            # A dispatched or revoked job leaves its entry behind, and its id may be queued
+            # again with another deadline: only a queued job whose own deadline is due counts.
+            if job is not None and job.deadline is not None and job.deadline < now:
                 self._withdraw(job, now)
                 expired.append(job)
         return expired
@@ -183,7 +185,7 @@ class FairQueue:
         del backlog.jobs[job.id]
         if queue[0] is not job:
             # Deep in the queue: leave it there, marked, so withdrawal costs O(1).
-            backlog.withdrawn.add(job.id)
+            backlog.withdrawn.add(id(job))
             backlog.sizes[key] -= 1
             return
         queue.popleft()
@@ -196,8 +198,8 @@ class FairQueue:
     def _drop_withdrawn_head(self, key: str, queue: deque[Job]) -> bool:
         """Restore the live-head invariant after a pop; False (and forget the key) if empty."""
         withdrawn = self.backlog.withdrawn
-        while withdrawn and queue and queue[0].id in withdrawn:
-            withdrawn.discard(queue.popleft().id)
+        while withdrawn and queue and id(queue[0]) in withdrawn:
+            withdrawn.discard(id(queue.popleft()))
         if queue:
             return True
         del self.backlog.queues[key]
@@ -259,7 +261,7 @@ class FairQueue:
         for job in queue:
             if limit is not None and len(out) >= limit:
                 break
-            if job.id not in withdrawn:
+            if id(job) not in withdrawn:
                 out.append(job)
         return out
 

@@ -156,16 +156,7 @@ def test_revoke_withdraws_a_queued_task_but_not_a_leased_one(storage):
     assert ids(storage, 2) == ["t2", None]
 
 
-def xfail_on_memory(request: pytest.FixtureRequest, why: str) -> None:
-    if "memory" in request.node.callspec.id:
-        request.applymarker(pytest.mark.xfail(reason=why, strict=True))
-
-
-REUSE_BUG = "policies/_queue.py: a withdrawn id stays in Backlog.withdrawn and hides its reuse"
-
-
-def test_revoked_id_may_be_enqueued_again(storage, request):
-    xfail_on_memory(request, REUSE_BUG)
+def test_revoked_id_may_be_enqueued_again(storage):
     storage.enqueue(task("t0", "a"), now=0.0)
     storage.enqueue(task("t1", "a"), now=0.0)
     storage.revoke("t1", now=1.0)
@@ -174,8 +165,7 @@ def test_revoked_id_may_be_enqueued_again(storage, request):
     assert ids(storage, 3) == ["t0", "t1", None]
 
 
-def test_revoked_id_reused_under_another_key_is_neither_lost_nor_revived(storage, request):
-    xfail_on_memory(request, REUSE_BUG)
+def test_revoked_id_reused_under_another_key_is_neither_lost_nor_revived(storage):
     storage.enqueue(task("x", "b"), now=0.0)
     storage.enqueue(task("t0", "a"), now=0.0)
     storage.enqueue(task("t1", "a", b"old"), now=0.0)
@@ -198,8 +188,7 @@ def test_expire_withdraws_only_tasks_whose_deadline_passed(storage):
     assert storage.backlog_size("a") == 1
 
 
-def test_reused_id_expires_by_its_own_deadline(storage, request):
-    xfail_on_memory(request, "policies/_queue.py: a finished task's deadline entry outlives it")
+def test_reused_id_expires_by_its_own_deadline(storage):
     storage.enqueue(task("t1", "a", b"first", deadline=5.0), now=0.0)
     storage.dispatch(now=1.0)
     storage.complete("t1", now=2.0)

@@ -41,6 +41,7 @@ class FairQueueMachine(RuleBasedStateMachine):
         self.times_dispatched: Counter[str] = Counter()
         self.now = 0.0
         self.serial = 0
+        self.retired: list[str] = []  # ids no longer queued nor out: free to be used again
 
     @initialize(config=policy_configs())
     def build(self, config: dict[str, Any]) -> None:
@@ -53,14 +54,17 @@ class FairQueueMachine(RuleBasedStateMachine):
         due = {j.id for j in self._queued() if j.deadline is not None and j.deadline < self.now}
         assert {j.id for j in returned} == due
         assert len(returned) == len(due), "a job came back as expired twice"
+        self.retired.extend(sorted(due))
         for key, jobs in self.model.items():
             self.model[key] = [j for j in jobs if j.id not in due]
 
-    @rule(key=keys, cost=st.none() | costs, ttl=ttls)
-    def enqueue(self, key: str, cost: float | None, ttl: float | None) -> None:
+    @rule(key=keys, cost=st.none() | costs, ttl=ttls, reuse=st.booleans())
+    def enqueue(self, key: str, cost: float | None, ttl: float | None, reuse: bool) -> None:
+        """Enqueue a job, under a fresh id or (ids are the caller's) one already finished."""
         self.serial += 1
         deadline = None if ttl is None else self.now + ttl
-        job = Job(f"j{self.serial}", key, self.now, cost, deadline)
+        job_id = self.retired.pop(0) if reuse and self.retired else f"j{self.serial}"
+        job = Job(job_id, key, self.now, cost, deadline)
         self.queue.enqueue(job, self.now)
         self.model.setdefault(key, []).append(job)
         self.times_queued[job.id] += 1
@@ -92,6 +96,7 @@ class FairQueueMachine(RuleBasedStateMachine):
     def complete(self, data: st.DataObject, runtime: float) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.out)))
         self.queue.complete(self.out.pop(job_id), runtime)
+        self.retired.append(job_id)
 
     @precondition(lambda self: self.out)
     @rule(data=st.data())
@@ -108,6 +113,7 @@ class FairQueueMachine(RuleBasedStateMachine):
         assert self.queue.remove(job.id, self.now) == job
         self.model[job.key].remove(job)
         assert self.queue.remove(job.id, self.now) is None
+        self.retired.append(job.id)
 
     @precondition(lambda self: any(self.model.values()))
     @rule(data=st.data())

@@ -268,3 +268,25 @@ def test_third_party_policy_registers_through_the_entry_point_group(tmp_path, mo
             from_config("missing")
     finally:
         sys.modules.pop("thirdparty_policy", None)
+
+
+def test_an_id_withdrawn_deep_in_a_queue_can_be_queued_again_under_any_key():
+    queue = FairQueue(PureLru())
+    fill(queue, {"a": 3})
+    queue.remove("a1", 0.0)  # stays in a's deque, marked
+    queue.enqueue(Job("a1", "a", 1.0), 1.0)
+    queue.enqueue(Job("a2x", "b", 1.0), 1.0)
+    queue.remove("a2x", 1.0)
+    queue.enqueue(Job("a2x", "b", 2.0), 2.0)
+    assert [j.id for j in queue.jobs("a")] == ["a0", "a2", "a1"]
+    assert [queue.dispatch(3.0).job.id for _ in range(4)] == ["a0", "a2x", "a2", "a1"]
+    assert len(queue) == 0
+
+
+def test_a_reused_id_expires_by_its_own_deadline():
+    queue = FairQueue(PureLru())
+    queue.enqueue(Job("t", "a", deadline=5.0), 0.0)
+    queue.dispatch(1.0)
+    queue.enqueue(Job("t", "a", deadline=100.0), 2.0)
+    assert queue.expire(6.0) == []
+    assert queue.dispatch(7.0).job.deadline == 100.0

@@ -21,6 +21,7 @@ from fairsched import (
     InvalidJob,
     Job,
     RedisStorage,
+    ScriptError,
     SerializationError,
     StorageUnavailable,
     Task,
@@ -331,3 +332,50 @@ def test_monitoring_skips_withdrawn_tasks_lazily_left_in_the_list(storage):
     assert storage.backlog_size("a") == 2
     assert [storage.dispatch(now=1.0).task.id for _ in range(2)] == ["t0", "t9"]
     assert storage.get_all_lru_keys() == []
+
+
+class Flaky:
+    """Stands in for one script: fails `failures` times with `error`, then runs the real one."""
+
+    def __init__(self, real: Any, error: Exception, failures: int) -> None:
+        self.real, self.error, self.failures, self.calls = real, error, failures, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return self.real(*args, **kwargs)
+
+
+def test_a_lost_reply_is_not_replayed_for_a_state_changing_script(storage):
+    storage.enqueue(task("t1", "a"), now=0.0)
+    lost = redis.ConnectionError("Connection closed by server.")
+    storage._scripts["dispatch"] = flaky = Flaky(storage._scripts["dispatch"], lost, 1)
+    with pytest.raises(StorageUnavailable, match="may have run") as caught:
+        storage.dispatch(now=1.0)
+    assert caught.value.__cause__ is lost
+    assert flaky.calls == 1  # not repeated: a second run could lease a second task
+
+
+def test_a_failed_connect_is_retried_with_backoff_then_succeeds(storage):
+    storage.enqueue(task("t1", "a"), now=0.0)
+    refused = redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+    storage._scripts["dispatch"] = flaky = Flaky(storage._scripts["dispatch"], refused, 2)
+    assert storage.dispatch(now=1.0).task.id == "t1"
+    assert flaky.calls == 3
+
+
+def test_reads_are_retried_after_a_lost_reply(storage):
+    storage.enqueue(task("t1", "a"), now=0.0)
+    lost = redis.TimeoutError("Timeout reading from socket")
+    storage._scripts["tasks_by_key"] = flaky = Flaky(storage._scripts["tasks_by_key"], lost, 1)
+    assert [t.id for t in storage.get_tasks_by_lru_key("a")] == ["t1"]
+    assert flaky.calls == 2
+
+
+def test_a_lua_error_is_a_script_error(storage):
+    storage.enqueue(task("t1", "a"), now=0.0)
+    storage.client.hset(storage._base("celery") + "tasks", "t1", b"not msgpack")
+    with pytest.raises(ScriptError) as caught:
+        storage.dispatch(now=1.0)
+    assert isinstance(caught.value.__cause__, redis.ResponseError)

@@ -89,8 +89,9 @@ local function weight(key)
   return 1.0
 end
 
-local function first_seen(key)
-  local fs = redis.call('HGET', kk(key), 'fs')
+-- The key's first-seen ordinal, assigned on first use; `fs` is the stored value if known.
+local function first_seen(key, fs)
+  if fs == nil then fs = redis.call('HGET', kk(key), 'fs') end
   if fs then return tonumber(fs) end
   fs = redis.call('HINCRBY', K_META, 'fs', 1) - 1
   redis.call('HSET', kk(key), 'fs', fs)

@@ -3,7 +3,9 @@
 -- Put record `t` (not stored as queued) into its key's backlog.
 local function insert(t, now, front)
   local key = t.key
-  local fs = first_seen(key)
+  local known = redis.call('HMGET', kk(key), 'fs', 'n')
+  local fs = first_seen(key, known[1])
+  local n = tonumber(known[2] or '0')
   t.seq = next_seq()
   if t.dl and (t.dm == '' or not redis.call('ZSCORE', K_DEADLINES, t.dm)) then
     -- A requeued task whose deadline entry survives keeps it (and so its expiry order).
@@ -13,7 +15,7 @@ local function insert(t, now, front)
   t.lm = ''
   save(t)
   local q = kq(key)
-  if backlog(key) == 0 then
+  if n == 0 then
     redis.call('RPUSH', q, entry(t))
     redis.call('HSET', kk(key), 'n', 1)
     redis.call('PERSIST', kk(key))
@@ -74,13 +76,23 @@ local function dispatch_one(now, now_s, window, lease_timeout)
   local q = kq(key)
   local t = live(redis.call('LPOP', q))
   if not t then return redis.error_reply('fairsched: dead head in backlog of ' .. key) end
-  redis.call('HSET', kk(key), 'used', now_s)
   local deadline = now + lease_timeout
   t.lm = pad(next_seq()) .. t.id
   redis.call('ZADD', K_LEASES, fmt(deadline), t.lm)
   save(t)
-  local still = drop_dead_heads(key)
-  if still then redis.call('HINCRBY', kk(key), 'n', -1) else idle(key) end
+  local left = backlog(key) - 1
+  local still
+  if redis.call('LLEN', q) == left then
+    still = left > 0  -- no withdrawn entries: the new head is live, no need to read it
+  else
+    still = drop_dead_heads(key)
+  end
+  if still then
+    redis.call('HSET', kk(key), 'used', now_s, 'n', left)
+  else
+    redis.call('HSET', kk(key), 'used', now_s)
+    idle(key)
+  end
   P.dispatched(key, t, now, still)
   return t, deadline
 end

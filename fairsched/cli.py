@@ -6,6 +6,9 @@ import click
 
 from policies import available, option_names
 
+from ._cli_demo import demo
+from ._cli_simulate import simulate
+
 
 @click.group()
 @click.version_option(package_name="fairsched")
@@ -22,8 +25,5 @@ def list_policies() -> None:
         click.echo(f"{'':14} options: {', '.join(option_names(cls)) or '(none)'}")
 
 
-# Subcommands register here, one line each (the modules own their commands).
-from ._cli_simulate import simulate  # noqa: E402, I001
-main.add_command(simulate)
-from ._cli_demo import demo  # noqa: E402, I001
 main.add_command(demo)
+main.add_command(simulate)

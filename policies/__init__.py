@@ -18,7 +18,7 @@ from ._errors import (
     UnknownPolicy,
 )
 from ._expiry import ExpiryAware, ExpiryAwareState
-from ._job import MAX_KEY_BYTES, Job, check_job, check_key, check_weight
+from ._job import MAX_KEY_BYTES, Job, check_job, check_key, check_runtime, check_weight
 from ._lru import LruState, PureLru
 from ._protocol import Policy
 from ._queue import Backlog, FairQueue, Pick
@@ -59,6 +59,7 @@ __all__ = [
     "available",
     "check_job",
     "check_key",
+    "check_runtime",
     "check_weight",
     "from_config",
     "option_names",

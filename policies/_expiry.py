@@ -19,7 +19,9 @@ class ExpiryAwareState:
 
     backlog: Backlog
     inner: Any
-    heads: list[tuple[float, int, str, str]] = field(factory=list)
+    #: (deadline, first seen, seq, key, job): a key's head by deadline. The job itself marks
+    #: the entry (an id may be queued again); seq orders entries of one key, never two keys.
+    heads: list[tuple[float, int, int, str, Job]] = field(factory=list)
 
 
 def _inner_policy(value: Any) -> Policy[Any]:
@@ -55,7 +57,8 @@ class ExpiryAware:
     def _track_head(self, state: ExpiryAwareState, key: str) -> None:
         head = state.backlog.head(key)
         if head.deadline is not None:
-            entry = (head.deadline, state.backlog.first_seen[key], key, head.id)
+            backlog = state.backlog
+            entry = (head.deadline, backlog.first_seen[key], backlog.next_seq(), key, head)
             heapq.heappush(state.heads, entry)
 
     def on_activate(self, state: ExpiryAwareState, key: str, now: float) -> None:
@@ -65,9 +68,9 @@ class ExpiryAware:
     def pick(self, state: ExpiryAwareState, now: float) -> str | None:
         heads, queues = state.heads, state.backlog.queues
         while heads:
-            deadline, _, key, job_id = heads[0]
+            deadline, _, _, key, job = heads[0]
             queue = queues.get(key)
-            if queue is not None and queue[0].id == job_id:
+            if queue is not None and queue[0] is job:
                 if deadline <= now + self.slack:
                     return key
                 break

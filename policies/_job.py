@@ -72,3 +72,12 @@ def check_job(job: Job) -> Job:
     if job.cost is not None and job.cost < 0:
         raise InvalidJob(f"job {job.id!r}: cost must be >= 0, got {job.cost!r}")
     return job
+
+
+def check_runtime(runtime: object) -> float:
+    """Return `runtime` (seconds) as a float if it is finite and >= 0, else raise `InvalidJob`."""
+    if isinstance(runtime, bool) or not isinstance(runtime, (int, float)):
+        raise InvalidJob(f"runtime must be a number, got {type(runtime).__name__}")
+    if not math.isfinite(runtime) or runtime < 0:
+        raise InvalidJob(f"runtime must be finite and >= 0, got {runtime!r}")
+    return float(runtime)

@@ -9,7 +9,6 @@ the same way for every policy; a policy only says which key goes next.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from ._errors import InvalidJob
-from ._job import Job, check_job, check_key, check_weight
+from ._job import Job, check_job, check_key, check_runtime, check_weight
 from ._protocol import Policy
 
 
@@ -41,8 +40,9 @@ class Backlog:
     #: job id, since an id may be queued again while its withdrawn entry is still in a queue;
     #: the queue keeps the object alive until the entry is dropped, so the identity is unique.
     withdrawn: set[int] = field(factory=set)
-    #: (deadline, seq, id) of jobs with a deadline; entries of jobs no longer live are skipped.
-    deadlines: list[tuple[float, int, str]] = field(factory=list)
+    #: (deadline, seq, job) of jobs with a deadline; an entry whose job is no longer queued is
+    #: skipped. The job itself, not its id, marks the entry: an id may be queued again.
+    deadlines: list[tuple[float, int, Job]] = field(factory=list)
     _seq: int = 0
 
     def head(self, key: str) -> Job:
@@ -122,7 +122,7 @@ class FairQueue:
             backlog.first_seen[key] = len(backlog.first_seen)
         backlog.jobs[job.id] = job
         if job.deadline is not None:
-            heapq.heappush(backlog.deadlines, (job.deadline, backlog.next_seq(), job.id))
+            heapq.heappush(backlog.deadlines, (job.deadline, backlog.next_seq(), job))
         queue = backlog.queues.get(key)
         if queue is None:
             backlog.queues[key] = deque((job,))
@@ -162,11 +162,9 @@ class FairQueue:
         heap = backlog.deadlines
         expired: list[Job] = []
         while heap and heap[0][0] < now:
-            _, _, job_id = heapq.heappop(heap)
-            job = backlog.jobs.get(job_id)
-            # A dispatched or revoked job leaves its entry behind, and its id may be queued
-            # again with another deadline: only a queued job whose own deadline is due counts.
-            if job is not None and job.deadline is not None and job.deadline < now:
+            _, _, job = heapq.heappop(heap)
+            # A dispatched or revoked job leaves its entry behind: only a job still queued counts.
+            if backlog.jobs.get(job.id) is job:
                 self._withdraw(job, now)
                 expired.append(job)
         return expired
@@ -214,11 +212,7 @@ class FairQueue:
         Raises:
             InvalidJob: `runtime` is negative or not finite.
         """
-        if isinstance(runtime, bool) or not isinstance(runtime, (int, float)):
-            raise InvalidJob(f"runtime must be a number, got {type(runtime).__name__}")
-        if not math.isfinite(runtime) or runtime < 0:
-            raise InvalidJob(f"runtime must be finite and >= 0, got {runtime!r}")
-        self.policy.on_complete(self.state, job, float(runtime))
+        self.policy.on_complete(self.state, job, check_runtime(runtime))
 
     def set_weight(self, key: str, weight: float, now: float) -> None:
         """Set the weight of `key`; it applies from the key's next dispatch.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol
 
 from attrs import frozen
 
 from policies import Job
+
+from ..errors import ConfigurationError
 
 #: The domain (Celery queue) tasks fall in when none is named: Celery's default queue.
 DEFAULT_DOMAIN = "celery"
@@ -16,6 +19,22 @@ DEFAULT_DOMAIN = "celery"
 DEFAULT_LEASE_TIMEOUT = 300.0
 
 Clock = Callable[[], float]
+
+
+def check_dispatch_limits(window: object, lease_timeout: object) -> None:
+    """Raise `ConfigurationError` unless `window` is None or an int >= 0 and `lease_timeout`
+    is a finite number of seconds > 0."""
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int) or window < 0
+    ):
+        raise ConfigurationError(f"window must be None or an int >= 0, got {window!r}")
+    if (
+        isinstance(lease_timeout, bool)
+        or not isinstance(lease_timeout, (int, float))
+        or not math.isfinite(lease_timeout)
+        or lease_timeout <= 0
+    ):
+        raise ConfigurationError(f"lease_timeout must be finite and > 0, got {lease_timeout!r}")
 
 
 @frozen

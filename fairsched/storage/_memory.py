@@ -17,11 +17,19 @@ from policies import (
     Policy,
     check_job,
     check_key,
+    check_runtime,
     check_weight,
     from_config,
 )
 
-from ._base import DEFAULT_DOMAIN, DEFAULT_LEASE_TIMEOUT, Clock, Dispatch, Task
+from ._base import (
+    DEFAULT_DOMAIN,
+    DEFAULT_LEASE_TIMEOUT,
+    Clock,
+    Dispatch,
+    Task,
+    check_dispatch_limits,
+)
 
 
 @define
@@ -96,7 +104,13 @@ class MemoryStorage:
         window: int | None = None,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
-        """Withdraw expired tasks, then pick, pop and lease the next task if a slot is free."""
+        """Withdraw expired tasks, then pick, pop and lease the next task if a slot is free.
+
+        Raises:
+            ConfigurationError: `window` is not None or an int >= 0, or `lease_timeout` is not
+                a finite number > 0.
+        """
+        check_dispatch_limits(window, lease_timeout)
         with self._lock:
             now = self._now(now)
             state = self._domains.get(domain)
@@ -123,6 +137,7 @@ class MemoryStorage:
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
         """`enqueue` then `dispatch` in the task's domain, atomically."""
+        check_dispatch_limits(window, lease_timeout)  # before anything is stored
         with self._lock:
             now = self._now(now)
             self.enqueue(task, now)
@@ -137,6 +152,9 @@ class MemoryStorage:
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
         """`complete` then `dispatch` in the finished task's domain, atomically."""
+        check_dispatch_limits(window, lease_timeout)
+        if runtime is not None:
+            check_runtime(runtime)
         with self._lock:
             now = self._now(now)
             domain = self._where.get(task_id)

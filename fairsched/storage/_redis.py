@@ -27,13 +27,21 @@ from policies import (
     WeightedLru,
     check_job,
     check_key,
+    check_runtime,
     check_weight,
     from_config,
 )
 
 from ..errors import ConfigurationError, ScriptError, StorageUnavailable
 from ..serializers import Serializer, SerializerType, get_serializer
-from ._base import DEFAULT_DOMAIN, DEFAULT_LEASE_TIMEOUT, Clock, Dispatch, Task
+from ._base import (
+    DEFAULT_DOMAIN,
+    DEFAULT_LEASE_TIMEOUT,
+    Clock,
+    Dispatch,
+    Task,
+    check_dispatch_limits,
+)
 
 #: Policies with a Lua twin, by the fragment that implements them.
 _LUA_POLICIES: Mapping[type[Any], str] = {
@@ -137,29 +145,6 @@ def _dispatch(domain: str, reply: Sequence[Any]) -> Dispatch:
         task = _tasks(domain, reply[2:8])[0]
         return Dispatch(task, tuple(_tasks(domain, reply, 8)), float(reply[1]))
     return Dispatch(None, tuple(_tasks(domain, reply, 2)))
-
-
-def _check_runtime(runtime: object) -> None:
-    if runtime is None:
-        return
-    if isinstance(runtime, bool) or not isinstance(runtime, (int, float)):
-        raise InvalidJob(f"runtime must be a number, got {type(runtime).__name__}")
-    if not math.isfinite(runtime) or runtime < 0:
-        raise InvalidJob(f"runtime must be finite and >= 0, got {runtime!r}")
-
-
-def _check_window(window: object, lease_timeout: object) -> None:
-    if window is not None and (
-        isinstance(window, bool) or not isinstance(window, int) or window < 0
-    ):
-        raise ConfigurationError(f"window must be None or an int >= 0, got {window!r}")
-    if (
-        isinstance(lease_timeout, bool)
-        or not isinstance(lease_timeout, (int, float))
-        or not math.isfinite(lease_timeout)
-        or lease_timeout <= 0
-    ):
-        raise ConfigurationError(f"lease_timeout must be finite and > 0, got {lease_timeout!r}")
 
 
 def _hash_tag(domain: str) -> str:
@@ -467,7 +452,7 @@ class RedisStorage:
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
         """Withdraw expired tasks, then pick, pop and lease the next task if a slot is free."""
-        _check_window(window, lease_timeout)
+        check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
         reply = self._run(
             "dispatch", domain, _num(at), str(-1 if window is None else window), _num(lease_timeout)
@@ -483,7 +468,7 @@ class RedisStorage:
     ) -> Dispatch:
         """`enqueue` then `dispatch` in the task's domain, in one script."""
         self._check_task(task)
-        _check_window(window, lease_timeout)
+        check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
         self._ensure_domain(task.domain)
         reply = self._run(
@@ -505,8 +490,9 @@ class RedisStorage:
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
         """`complete` then `dispatch` in the finished task's domain, in one script."""
-        _check_runtime(runtime)
-        _check_window(window, lease_timeout)
+        if runtime is not None:
+            check_runtime(runtime)
+        check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
         found = self._find(
             "finish",
@@ -527,7 +513,8 @@ class RedisStorage:
 
         A task whose lease was reclaimed and requeued is withdrawn, since it did run.
         """
-        _check_runtime(runtime)
+        if runtime is not None:
+            check_runtime(runtime)
         found = self._find("complete", task_id, _opt(runtime), _num(self._now(now)))
         return None if found is None else _tasks(*found)[0]
 

@@ -116,3 +116,17 @@ def test_clock_is_read_when_now_is_not_given():
     storage = MemoryStorage("lru", clock=lambda: next(ticks))
     storage.enqueue(Task(Job("t", "k"), b""))
     assert storage.dispatch(lease_timeout=10.0).lease_deadline == 210.0
+
+
+def test_bad_window_or_lease_is_refused_before_anything_is_stored():
+    import pytest
+
+    from fairsched import ConfigurationError
+
+    storage = MemoryStorage("lru")
+    for window, lease in ((-1, 5.0), (1.5, 5.0), (True, 5.0), (1, 0.0), (1, float("nan"))):
+        with pytest.raises(ConfigurationError):
+            storage.submit(Task(Job("t", "k"), b""), now=0.0, window=window, lease_timeout=lease)
+        with pytest.raises(ConfigurationError):
+            storage.dispatch(now=0.0, window=window, lease_timeout=lease)
+    assert storage.get_all_lru_keys() == []

@@ -290,3 +290,19 @@ def test_a_reused_id_expires_by_its_own_deadline():
     queue.enqueue(Job("t", "a", deadline=100.0), 2.0)
     assert queue.expire(6.0) == []
     assert queue.dispatch(7.0).job.deadline == 100.0
+
+
+def test_a_reused_id_keeps_deadline_order_and_is_not_urgent_by_its_old_deadline():
+    queue = FairQueue(PureLru())
+    queue.enqueue(Job("t1", "a", deadline=5.0), 0.0)
+    queue.dispatch(1.0)
+    queue.enqueue(Job("t1", "a", deadline=7.0), 2.0)
+    queue.enqueue(Job("u", "b", deadline=6.0), 2.0)
+    assert [j.id for j in queue.expire(8.0)] == ["u", "t1"]
+
+    queue = FairQueue(ExpiryAware(PureLru(), slack=1.0))
+    queue.enqueue(Job("t1", "a", deadline=5.0), 0.0)
+    queue.dispatch(0.0)
+    queue.enqueue(Job("x", "b"), 0.0)
+    queue.enqueue(Job("t1", "a", deadline=50.0), 0.0)
+    assert [queue.dispatch(4.5).job.id for _ in range(2)] == ["x", "t1"]

@@ -99,9 +99,6 @@ class FairQueue:
         Raises:
             InvalidJob: a field is invalid or a live job already has this id.
         """
-        check_job(job)
-        if job.id in self.backlog.jobs:
-            raise InvalidJob(f"job id {job.id!r} is already queued")
         self._insert(job, now, front=False)
 
     def requeue(self, job: Job, now: float) -> None:
@@ -110,12 +107,12 @@ class FairQueue:
         Raises:
             InvalidJob: a field is invalid or a live job already has this id.
         """
-        check_job(job)
-        if job.id in self.backlog.jobs:
-            raise InvalidJob(f"job id {job.id!r} is already queued")
         self._insert(job, now, front=True)
 
     def _insert(self, job: Job, now: float, front: bool) -> None:
+        check_job(job)
+        if job.id in self.backlog.jobs:
+            raise InvalidJob(f"job id {job.id!r} is already queued")
         backlog = self.backlog
         key = job.key
         if key not in backlog.first_seen:

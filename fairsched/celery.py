@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -266,6 +267,67 @@ _started_lock = threading.Lock()
 _record_lock = threading.Lock()
 
 
+def _finish(dispatcher: Dispatcher, task_id: str, domain: str, runtime: float | None) -> None:
+    try:
+        dispatcher.finish(task_id, domain, runtime)
+    except Exception:
+        # The lease lapses and a worker's timer reclaims the slot; never fail the task.
+        logger.exception("releasing the slot of task %s failed", task_id)
+
+
+class _Releaser:
+    """Releases slots from a background thread of a prefork pool child.
+
+    A prefork child takes its next task only when `task_postrun` returns, so releasing the
+    slot there (a Lua round trip, then the broker publish of the next task) would add about
+    a millisecond of waiting to every task. The child hands the release to this thread and
+    goes on. A slot is released a little later, never earlier, so the window still holds;
+    the queue never holds more than the window. On a clean exit of the child
+    (`worker_process_shutdown`) the queue is drained; if the child is killed first, the
+    leases lapse and those tasks are reclaimed and run again, as for a kill mid-task.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def put(self, dispatcher: Dispatcher, task_id: str, domain: str, runtime: float | None) -> None:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    # Threads do not survive fork: start one in this process.
+                    self._queue = queue.SimpleQueue()
+                    self._thread = threading.Thread(
+                        target=self._run, name="fairsched-release", daemon=True
+                    )
+                    self._thread.start()
+                    self._pid = os.getpid()
+        self._queue.put((dispatcher, task_id, domain, runtime))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            _finish(*item)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Release every queued slot, then stop the thread (this process only)."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
+        self._pid = 0
+
+
+_releaser = _Releaser()
+
+
 def _release(app: Any, task_id: str, domain: str, runtime: float | None) -> None:
     dispatcher = _DISPATCHERS.get(app) if app is not None else None
     if dispatcher is None:
@@ -274,11 +336,10 @@ def _release(app: Any, task_id: str, domain: str, runtime: float | None) -> None
             logger.error("cannot tell which app task %s belongs to; slot not released", task_id)
             return
         dispatcher = found[0]
-    try:
-        dispatcher.finish(task_id, domain, runtime)
-    except Exception:
-        # The lease lapses and a worker's timer reclaims the slot; never fail the task.
-        logger.exception("releasing the slot of task %s failed", task_id)
+    if _releaser.enabled:
+        _releaser.put(dispatcher, task_id, domain, runtime)
+    else:
+        _finish(dispatcher, task_id, domain, runtime)
 
 
 def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -337,6 +398,8 @@ def _on_message_dropped(message: Any = None, **_: Any) -> None:
 
 
 def _on_process_init(**_: Any) -> None:
+    # Only prefork children send this signal: release slots off the task's thread there.
+    _releaser.enabled = True
     # Connections inherited from the parent must not be shared with it after fork.
     for dispatcher in list(_DISPATCHERS.values()):
         reopen = getattr(dispatcher.storage, "reopen", None)
@@ -346,6 +409,10 @@ def _on_process_init(**_: Any) -> None:
         pool = getattr(getattr(dispatcher.storage, "client", None), "connection_pool", None)
         if pool is not None and hasattr(pool, "reset"):
             pool.reset()
+
+
+def _on_process_shutdown(**_: Any) -> None:
+    _releaser.drain()
 
 
 _signals_connected = False
@@ -365,6 +432,9 @@ def _connect_signals() -> None:
     signals.task_unknown.connect(_on_message_dropped, weak=False, dispatch_uid="fairsched.unknown")
     signals.worker_process_init.connect(
         _on_process_init, weak=False, dispatch_uid="fairsched.process_init"
+    )
+    signals.worker_process_shutdown.connect(
+        _on_process_shutdown, weak=False, dispatch_uid="fairsched.process_shutdown"
     )
 
 

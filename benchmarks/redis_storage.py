@@ -67,7 +67,7 @@ def fill(storage: RedisStorage, tasks: Iterable[Task], total: int, label: str) -
             storage.enqueue(task)  # registers the domain, loads the script
             first = False
             continue
-        args = [*storage._preamble, *storage._task_args(task), repr(time.time())]
+        args = [*storage._preamble, *storage._task_args(task, repr(time.time()))]
         script(keys=[storage._base(task.domain)], args=args, client=pipe)
         if n % 2000 == 0:
             pipe.execute()

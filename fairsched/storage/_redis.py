@@ -120,6 +120,11 @@ def _opt(value: float | None) -> str:
     return "" if value is None else _num(value)
 
 
+def _word(value: float | None) -> str:
+    # An optional number among several in one argument ('-': none).
+    return "-" if value is None else repr(float(value))
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8")
 
@@ -140,11 +145,25 @@ def _tasks(domain: str, flat: Sequence[Any], start: int = 0) -> list[Task]:
     return out
 
 
-def _dispatch(domain: str, reply: Sequence[Any]) -> Dispatch:
-    if int(reply[0]) == 1:
-        task = _tasks(domain, reply[2:8])[0]
-        return Dispatch(task, tuple(_tasks(domain, reply, 8)), float(reply[1]))
-    return Dispatch(None, tuple(_tasks(domain, reply, 2)))
+def _unpack(reply: bytes) -> list[bytes]:
+    """The fields of a packed reply: their byte lengths, a newline, then the fields."""
+    head, _, data = reply.partition(b"\n")
+    fields = []
+    start = 0
+    for size in map(int, head.split()):
+        end = start + size
+        fields.append(data[start:end])
+        start = end
+    return fields
+
+
+def _dispatch(domain: str, reply: bytes) -> Dispatch:
+    """A dispatch from its packed reply: lease deadline or '', [task], expired tasks."""
+    fields = _unpack(reply)
+    if fields[0]:
+        task = _tasks(domain, fields[1:7])[0]
+        return Dispatch(task, tuple(_tasks(domain, fields, 7)), float(fields[0]))
+    return Dispatch(None, tuple(_tasks(domain, fields, 1)))
 
 
 def _hash_tag(domain: str) -> str:
@@ -407,20 +426,21 @@ class RedisStorage:
                     continue
                 tried.add(domain)
                 reply = self._run(verb, domain, task_id, *args)
-                if reply and reply != [-1]:
+                if reply and reply != -1:
                     return domain, reply
         return None
 
     @staticmethod
-    def _task_args(task: Task) -> list[str | bytes]:
+    def _task_args(task: Task, *numbers: str) -> list[str | bytes]:
+        """id, key, payload, then the task's numbers and `numbers` in one argument."""
         job = task.job
         return [
             job.id,
             job.key,
-            _num(job.enqueued_at),
-            _opt(job.cost),
-            _opt(job.deadline),
             task.payload,
+            " ".join(
+                (repr(float(job.enqueued_at)), _word(job.cost), _word(job.deadline), *numbers)
+            ),
         ]
 
     @staticmethod
@@ -442,7 +462,7 @@ class RedisStorage:
         self._check_task(task)
         at = self._now(now)
         self._ensure_domain(task.domain)
-        self._run("enqueue", task.domain, *self._task_args(task), _num(at))
+        self._run("enqueue", task.domain, *self._task_args(task, _num(at)))
 
     def dispatch(
         self,
@@ -454,10 +474,8 @@ class RedisStorage:
         """Withdraw expired tasks, then pick, pop and lease the next task if a slot is free."""
         check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
-        reply = self._run(
-            "dispatch", domain, _num(at), str(-1 if window is None else window), _num(lease_timeout)
-        )
-        return _dispatch(domain, reply)
+        numbers = f"{_num(at)} {-1 if window is None else window} {_num(lease_timeout)}"
+        return _dispatch(domain, self._run("dispatch", domain, numbers))
 
     def submit(
         self,
@@ -474,10 +492,9 @@ class RedisStorage:
         reply = self._run(
             "submit",
             task.domain,
-            *self._task_args(task),
-            _num(at),
-            str(-1 if window is None else window),
-            _num(lease_timeout),
+            *self._task_args(
+                task, _num(at), str(-1 if window is None else window), _num(lease_timeout)
+            ),
         )
         return _dispatch(task.domain, reply)
 
@@ -497,10 +514,7 @@ class RedisStorage:
         found = self._find(
             "finish",
             task_id,
-            _opt(runtime),
-            _num(at),
-            str(-1 if window is None else window),
-            _num(lease_timeout),
+            f"{_word(runtime)} {_num(at)} {-1 if window is None else window} {_num(lease_timeout)}",
         )
         if found is None:
             return Dispatch(None)

@@ -27,11 +27,18 @@
 local B = KEYS[1]
 local QUANTUM, ALPHA, SLACK, KEY_TTL_MS
 do
-  local n = {}
-  for word in string.gmatch(ARGV[1], '%S+') do n[#n + 1] = tonumber(word) end
-  QUANTUM, ALPHA, SLACK, KEY_TTL_MS = n[1], n[2], n[3], n[4]
+  local q, a, s, t = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
+  QUANTUM, ALPHA, SLACK, KEY_TTL_MS = tonumber(q), tonumber(a), tonumber(s), tonumber(t)
 end
 local function arg(i) return ARGV[1 + i] end
+
+-- Several numbers in one argument, separated by spaces ('-' for none): one argument costs
+-- the client one encoding step, however many numbers it carries.
+local function words(s)
+  local out = {}
+  for word in string.gmatch(s, '%S+') do out[#out + 1] = word end
+  return out
+end
 
 local K_META = B .. 'meta'
 local K_TASKS = B .. 'tasks'
@@ -47,7 +54,7 @@ local function kk(key) return B .. 'k:' .. key end
 -- float leaves a script as a 17-digit string, which round-trips a double exactly.
 local function fmt(x) return string.format('%.17g', x) end
 local function pad(n) return string.format('%015d', n) end
-local function optnum(s) if s == nil or s == '' then return false end return tonumber(s) end
+local function optnum(s) if s == nil or s == '' or s == '-' then return false end return tonumber(s) end
 
 local function load(id)
   local raw = redis.call('HGET', K_TASKS, id)
@@ -70,6 +77,15 @@ local function reply(t, out)
   out[#out + 1] = t.dl and fmt(t.dl) or ''
   out[#out + 1] = t.payload
   return out
+end
+
+-- A reply as one bulk string: the fields' byte lengths separated by spaces, a newline, then
+-- the fields back to back. The client slices it in one pass instead of parsing a multi-bulk
+-- reply element by element.
+local function packed(fields)
+  local sizes = {}
+  for i = 1, #fields do sizes[i] = #fields[i] end
+  return table.concat(sizes, ' ') .. '\n' .. table.concat(fields)
 end
 
 local function entry(t) return string.format('%d', t.seq) .. ':' .. t.id end

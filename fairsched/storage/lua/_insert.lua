@@ -80,33 +80,31 @@ local function dispatch_one(now, now_s, window, lease_timeout)
   t.lm = pad(next_seq()) .. t.id
   redis.call('ZADD', K_LEASES, fmt(deadline), t.lm)
   save(t)
-  local left = backlog(key) - 1
+  local left = redis.call('HINCRBY', kk(key), 'n', -1)
   local still
   if redis.call('LLEN', q) == left then
     still = left > 0  -- no withdrawn entries: the new head is live, no need to read it
   else
     still = drop_dead_heads(key)
   end
-  if still then
-    redis.call('HSET', kk(key), 'used', now_s, 'n', left)
-  else
-    redis.call('HSET', kk(key), 'used', now_s)
-    idle(key)
-  end
-  P.dispatched(key, t, now, still)
+  -- The policy adds its per-key fields, so k:<key> is written once per dispatch.
+  local fields = {'used', now_s}
+  P.dispatched(key, t, now, still, fields)
+  redis.call('HSET', kk(key), unpack(fields))
+  if not still then idle(key) end
   return t, deadline
 end
 
--- dispatch reply: {has_task, lease_deadline, [task 6 fields], expired tasks 6 fields each}
+-- dispatch reply, packed: lease deadline|'', [task 6 fields], expired tasks 6 fields each
 local function dispatch_reply(now, now_s, window, lease_timeout)
   local expired = {}
   expire(now, expired)
   local t, deadline = dispatch_one(now, now_s, window, lease_timeout)
   if type(t) == 'table' and t.err then return t end
   local out
-  if t then out = reply(t, {1, fmt(deadline)}) else out = {0, ''} end
+  if t then out = reply(t, {fmt(deadline)}) else out = {''} end
   for _, v in ipairs(expired) do out[#out + 1] = v end
-  return out
+  return packed(out)
 end
 
 -- Release task `id`: end its lease (feeding runtime to the policy) or, if it was requeued
@@ -128,10 +126,11 @@ local function complete(id, runtime, now)
   return t
 end
 
-local function new_task(i)
-  -- arg(i..i+5): id, key, enqueued_at, cost|'', deadline|'', payload
-  local t = {id = arg(i), key = arg(i + 1), enq = tonumber(arg(i + 2)), cost = optnum(arg(i + 3)),
-             dl = optnum(arg(i + 4)), dm = '', lm = '', payload = arg(i + 5), seq = 0}
+-- A task from arg(i), arg(i + 1), arg(i + 2) (id, key, payload) and three numbers (enqueued_at,
+-- cost|'-', deadline|'-'); nil when the id is already queued or leased here.
+local function new_task(i, enq, cost, dl)
+  local t = {id = arg(i), key = arg(i + 1), enq = tonumber(enq), cost = optnum(cost),
+             dl = optnum(dl), dm = '', lm = '', payload = arg(i + 2), seq = 0}
   if redis.call('HEXISTS', K_TASKS, t.id) == 1 then return nil end
   return t
 end

@@ -49,7 +49,7 @@ end
 
 function P.deactivate(key, now) drr_deactivate(key) end
 
-function P.dispatched(key, t, now, still)
+function P.dispatched(key, t, now, still, fields)
   local visit, pos = kgetn(key, 'v'), kgetn(key, 'pos')
   local top = redis.call('ZRANGE', K_DRR, 0, 0, 'WITHSCORES')
   -- Served in turn: the round advances to this visit; out of turn: charged in this round.

@@ -26,8 +26,8 @@ function P.pick(now)
   return INNER.pick(now)
 end
 
-function P.dispatched(key, t, now, still)
-  INNER.dispatched(key, t, now, still)
+function P.dispatched(key, t, now, still, fields)
+  INNER.dispatched(key, t, now, still, fields)
   if still then track_head(key) else redis.call('ZREM', K_HEADS, head_member(key)) end
 end
 

@@ -16,9 +16,10 @@ function P.activate(key, now) redis.call('ZADD', K_LRU, fmt(lru_rank(key)), key)
 
 function P.pick(now) return redis.call('ZRANGE', K_LRU, 0, 0)[1] end
 
-function P.dispatched(key, t, now, still)
+function P.dispatched(key, t, now, still, fields)
   local counter = redis.call('HINCRBY', K_META, 'lru', 1)
-  redis.call('HSET', kk(key), 'srv', counter)
+  fields[#fields + 1] = 'srv'
+  fields[#fields + 1] = counter
   if still then redis.call('ZADD', K_LRU, counter, key) else redis.call('ZREM', K_LRU, key) end
 end
 

@@ -22,7 +22,7 @@ function P.pick(now)
   return nil
 end
 
-function P.dispatched(key, t, now, still)
+function P.dispatched(key, t, now, still, fields)
   local tag = tonumber(redis.call('HGET', kk(key), 'tag'))
   local member = wl_member(key)
   if not still then redis.call('ZREM', K_WLRU, member) end
@@ -32,7 +32,8 @@ function P.dispatched(key, t, now, still)
   if top[1] then top_tag = tonumber(top[2]) end
   redis.call('HSET', K_META, 'vtime', fmt(math.max(vtime(), math.min(tag, top_tag))))
   tag = tag + 1.0 / weight(key)
-  redis.call('HSET', kk(key), 'tag', fmt(tag))
+  fields[#fields + 1] = 'tag'
+  fields[#fields + 1] = fmt(tag)
   if still then redis.call('ZADD', K_WLRU, fmt(tag), member) end
 end
 

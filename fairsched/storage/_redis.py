@@ -8,6 +8,7 @@ model, key schema and the reasoning behind retries.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -129,13 +130,47 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8")
 
 
+_UUID_DASHED = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_UUID_HEX = re.compile(r"[0-9a-f]{32}\Z")
+_TAG_DASHED, _TAG_HEX, _TAG_RAW = b"\x01", b"\x02", b"\x00"
+
+
+def _pack_id(task_id: str) -> bytes:
+    """A task id as stored in Redis: a canonical lowercase uuid (what Celery makes), dashed or
+    hex, as a tag byte and its 16 bytes; any other id as its UTF-8, behind a tag byte only if
+    it starts with one, so the mapping stays one-to-one.
+
+    An id is stored three times per queued task (hash field, list entry, lease/deadline
+    member), so 17 bytes instead of 36 saves memory on every backlogged task.
+    """
+    if len(task_id) == 36 and _UUID_DASHED.match(task_id):
+        return _TAG_DASHED + bytes.fromhex(task_id.replace("-", ""))
+    if len(task_id) == 32 and _UUID_HEX.match(task_id):
+        return _TAG_HEX + bytes.fromhex(task_id)
+    raw = task_id.encode("utf-8")
+    return _TAG_RAW + raw if raw[:1] in (_TAG_DASHED, _TAG_HEX, _TAG_RAW) else raw
+
+
+def _unpack_id(stored: bytes) -> str:
+    """The task id from its stored form (the inverse of `_pack_id`)."""
+    tag = stored[:1]
+    if tag == _TAG_DASHED:
+        h = stored[1:].hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    if tag == _TAG_HEX:
+        return stored[1:].hex()
+    if tag == _TAG_RAW:
+        return stored[1:].decode("utf-8")
+    return stored.decode("utf-8")
+
+
 def _tasks(domain: str, flat: Sequence[Any], start: int = 0) -> list[Task]:
     """Tasks from a script reply: 6 fields each (id, key, enqueued_at, cost, deadline, payload)."""
     out = []
     for i in range(start, len(flat), 6):
         tid, key, enq, cost, deadline, payload = flat[i : i + 6]
         job = Job(
-            _text(tid),
+            _unpack_id(tid),
             _text(key),
             float(enq),
             float(cost) if cost else None,
@@ -414,18 +449,19 @@ class RedisStorage:
     def _selected(self, domain: str | None) -> list[str]:
         return self._domains() if domain is None else [domain]
 
-    def _find(self, verb: str, task_id: str, *args: str) -> tuple[str, Any] | None:
+    def _find(self, verb: str, task_id: str, *args: str | bytes) -> tuple[str, Any] | None:
         """Run `verb` domain by domain until one holds `task_id` (ids carry no domain).
 
         The cached domain list is tried first; it is re-read only when the id is not found.
         """
+        stored = _pack_id(task_id)
         tried: set[str] = set()
         for refresh in (False, True):
             for domain in self._domains(refresh):
                 if domain in tried:
                     continue
                 tried.add(domain)
-                reply = self._run(verb, domain, task_id, *args)
+                reply = self._run(verb, domain, stored, *args)
                 if reply and reply != -1:
                     return domain, reply
         return None
@@ -435,7 +471,7 @@ class RedisStorage:
         """id, key, payload, then the task's numbers and `numbers` in one argument."""
         job = task.job
         return [
-            job.id,
+            _pack_id(job.id),
             job.key,
             task.payload,
             " ".join(

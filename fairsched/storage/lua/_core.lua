@@ -11,7 +11,7 @@
 -- Key schema (all under base):
 --   meta       hash   seq (insert/lease counter), fs (first-seen counter), lru, vtime,
 --                     round, positions
---   tasks      hash   task id -> msgpack(seq, key, enqueued_at, cost|false, deadline|false,
+--   tasks      hash   packed task id (see _pack_id in _redis.py) -> msgpack(seq, key, enqueued_at, cost|false, deadline|false,
 --                     deadline member|'', lease member|'', payload)
 --   q:<key>    list   "<seq>:<id>" FIFO; entries whose seq no longer matches the record are
 --                     dead (withdrawn) and dropped when they reach the head

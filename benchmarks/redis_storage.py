@@ -7,7 +7,8 @@ Prints, for the given policy:
   * round trips per enqueue and per dispatch: EVALSHA calls from INFO commandstats and commands
     the client sent (goal: 1 each);
   * a plain LPUSH / RPOP of the same payload on the same connection (goal: fairsched <= 2x);
-  * Redis memory per backlogged task beyond its payload (goal <= 150 bytes) and per idle key;
+  * Redis memory per backlogged task beyond its payload (goal <= 150 bytes), with uuid ids (as
+    Celery makes them) and with other 32-character ids, and per idle key;
   * celery-ranch 0.1.1's Redis storage enqueue at the same backlogs: the reference to beat.
 
 Never touches 127.0.0.1:6379: it starts its own redis-server (tests.servers.private_redis).
@@ -52,8 +53,10 @@ class Counting:
         client.execute_command = counted  # type: ignore[method-assign]
 
 
-def new_task(key: str, domain: str = "celery") -> Task:
-    tid = uuid.uuid4().hex
+def new_task(key: str, domain: str = "celery", plain_id: bool = False) -> Task:
+    # Celery's ids are uuids (stored packed, 17 bytes); `plain_id` gives a 32-character id
+    # that is not a uuid, stored as its 32 bytes.
+    tid = f"job:{uuid.uuid4().hex[:28]}" if plain_id else uuid.uuid4().hex
     return Task(Job(tid, key, time.time()), PAYLOAD, domain)
 
 
@@ -126,6 +129,10 @@ def memory_figures(client: redis.Redis, policy: str, n: int) -> dict[str, float]
     fill(storage, (new_task(f"k{i % 100}") for i in range(n)), n, "memory")
     per_task = (used_memory(client) - before) / n
     storage.purge()
+    before = used_memory(client)
+    fill(storage, (new_task(f"k{i % 100}", plain_id=True) for i in range(n)), n, "memory")
+    per_plain_id_task = (used_memory(client) - before) / n
+    storage.purge()
 
     idle = RedisStorage(client, prefix=f"idle-{uuid.uuid4().hex[:8]}:", policy=policy)
     idle.enqueue(new_task("warm"))
@@ -149,11 +156,11 @@ def memory_figures(client: redis.Redis, policy: str, n: int) -> dict[str, float]
     pipe.execute()
     plain = (used_memory(client) - before) / n
     client.delete(name)
-    # A task is its payload plus a 32-character id (uuid hex), key name and times: report the
-    # bytes beyond the payload alone, and beyond payload + id.
+    # A task is its payload plus an id, key name and times: report the bytes beyond the payload,
+    # for uuid ids (as Celery makes them) and for 32-character ids that are not uuids.
     return {
         "task": per_task - len(PAYLOAD),
-        "task_beyond_id": per_task - len(PAYLOAD) - 32,
+        "task_plain_id": per_plain_id_task - len(PAYLOAD),
         "plain_list": plain - len(PAYLOAD),
         "idle_key": per_key,
     }
@@ -302,8 +309,9 @@ def main() -> None:
           f"LPUSH {plain_server[0]:.2f}, RPOP {plain_server[1]:.2f}")  # fmt: skip
     print("  celery-ranch enqueue: 3 (SET task, GET index, SET index), 4 with an expiry")
     print("\nmemory (bytes, from used_memory)")
-    print(f"  per backlogged task beyond its payload: {memory['task']:.0f} "
-          f"({memory['task_beyond_id']:.0f} beyond payload + 32-byte id)")  # fmt: skip
+    print(f"  per backlogged task beyond its payload: {memory['task']:.0f} with uuid ids "
+          f"(stored as 17 bytes), {memory['task_plain_id']:.0f} with 32-character "
+          "non-uuid ids")  # fmt: skip
     print(f"  plain list element beyond its payload:  {memory['plain_list']:.0f}")
     print(f"  per idle key (served once, bookkeeping kept): {memory['idle_key']:.0f}")
 

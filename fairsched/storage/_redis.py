@@ -141,7 +141,7 @@ def _pack_id(task_id: str) -> bytes:
     it starts with one, so the mapping stays one-to-one.
 
     An id is stored three times per queued task (hash field, list entry, lease/deadline
-    member), so 17 bytes instead of 36 saves memory on every backlogged task.
+    member), so 17 bytes instead of 32 or 36 save memory on every backlogged task.
     """
     if len(task_id) == 36 and _UUID_DASHED.match(task_id):
         return _TAG_DASHED + bytes.fromhex(task_id.replace("-", ""))

@@ -282,7 +282,8 @@ class _Releaser:
     slot there (a Lua round trip, then the broker publish of the next task) would add about
     a millisecond of waiting to every task. The child hands the release to this thread and
     goes on. A slot is released a little later, never earlier, so the window still holds;
-    the queue never holds more than the window. On a clean exit of the child
+    the queue holds only finished tasks whose slots are still taken, so it stays within the
+    window (plus retried messages, which run outside it). On a clean exit of the child
     (`worker_process_shutdown`) the queue is drained; if the child is killed first, the
     leases lapse and those tasks are reclaimed and run again, as for a kill mid-task.
     """

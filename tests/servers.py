@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+#: Real public traces, in the `shared/` folder that lies beside the repository.
+TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+
 
 def in_ci() -> bool:
     """Whether missing services must fail the run rather than skip tests."""
@@ -130,3 +133,11 @@ def rabbitmq_url() -> str | None:
 
     parsed = urlparse(url)
     return url if port_open(parsed.hostname or "127.0.0.1", parsed.port or 5672) else None
+
+
+def real_trace(relative: str) -> Path:
+    """Path of a trace under ../shared/traces; skip (fail under CI=true) if it is missing."""
+    path = TRACES / relative
+    if not path.is_file():
+        unavailable(f"real trace {path} is missing (expected ../shared/traces beside the repo)")
+    return path

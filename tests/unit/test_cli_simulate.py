@@ -12,19 +12,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fairsched.cli import main
-from tests.servers import unavailable
+from tests.servers import real_trace, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
-TRACES = REPO.parent / "shared" / "traces"
 AZURE = "azure_functions_2021/azure_functions_2021.fairsched.csv"
-
-
-def real_trace(relative: str) -> Path:
-    path = TRACES / relative
-    if not path.is_file():
-        unavailable(f"real trace {path} is missing (expected ../shared/traces beside the repo)")
-    return path
 
 
 def run(*args: str) -> tuple[int, str, str]:

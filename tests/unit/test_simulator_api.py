@@ -21,16 +21,7 @@ from simulator import (
     sybil,
     write_trace,
 )
-from tests.servers import unavailable
-
-TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
-
-
-def real_trace(relative: str) -> Path:
-    path = TRACES / relative
-    if not path.is_file():
-        unavailable(f"real trace {path} is missing (expected ../shared/traces beside the repo)")
-    return path
+from tests.servers import real_trace
 
 
 def test_compare_returns_one_row_per_policy_with_the_results_attached() -> None:

@@ -9,17 +9,9 @@ import pytest
 
 from policies import FairschedError
 from simulator import Trace, TraceError, TraceFile, poisson, write_trace
-from tests.servers import unavailable
+from tests.servers import real_trace
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
-
-
-def real_trace(relative: str) -> Path:
-    path = TRACES / relative
-    if not path.is_file():
-        unavailable(f"real trace {path} is missing (expected ../shared/traces beside the repo)")
-    return path
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

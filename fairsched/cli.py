@@ -8,9 +8,10 @@ from policies import available, option_names
 
 from ._cli_demo import demo
 from ._cli_simulate import simulate
+from ._cli_status import status
 
 
-@click.group()
+@click.group(name="fairsched")
 @click.version_option(package_name="fairsched")
 def main() -> None:
     """Weighted fair queuing for Celery: demo, simulate, inspect."""
@@ -27,3 +28,4 @@ def list_policies() -> None:
 
 main.add_command(demo)
 main.add_command(simulate)
+main.add_command(status)

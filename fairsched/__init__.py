@@ -50,13 +50,16 @@ __all__ = [
     "UnknownPolicy",
     "__version__",
     "configure",
+    "dispatcher_for",
     "lru_task",
     "revoke",
     "set_weight",
 ]
 
 #: Celery names, imported on first use so `import fairsched` works without Celery installed.
-_CELERY_NAMES = frozenset({"LRUTask", "configure", "lru_task", "revoke", "set_weight"})
+_CELERY_NAMES = frozenset(
+    {"LRUTask", "configure", "dispatcher_for", "lru_task", "revoke", "set_weight"}
+)
 
 
 def __getattr__(name: str) -> object:

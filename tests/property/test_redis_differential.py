@@ -79,9 +79,9 @@ class Differential(RuleBasedStateMachine):
         self.now = 0.0
         self.count = 0
         self.ids: list[str] = []
-        #: Ids of tasks that never had a deadline, in domain celery: the ones `reuse_id` may
-        #: queue again (RedisStorage checks duplicate ids per domain, MemoryStorage globally).
-        self.plain_ids: list[str] = []
+        #: Ids of tasks in domain celery: the ones `reuse_id` may queue again (RedisStorage
+        #: checks duplicate ids per domain, MemoryStorage globally).
+        self.celery_ids: list[str] = []
         self.memory: MemoryStorage | None = None
         self.redis: RedisStorage | None = None
 
@@ -102,8 +102,8 @@ class Differential(RuleBasedStateMachine):
         tid = f"t{self.count}"
         self.ids.append(tid)
         deadline = None if ttl is None else self.now + ttl
-        if deadline is None and domain == "celery":
-            self.plain_ids.append(tid)
+        if domain == "celery":
+            self.celery_ids.append(tid)
         enqueued_at = self.now if at_now else self.now - 0.5
         return Task(Job(tid, key, enqueued_at, cost, deadline), tid.encode(), domain)
 
@@ -126,17 +126,19 @@ class Differential(RuleBasedStateMachine):
         for key in keys:
             self.both("enqueue", self.new_task(key, "celery", cost, None, True), now=self.now)
 
-    @precondition(lambda self: self.plain_ids)
-    @rule(data=st.data(), key=st.sampled_from(KEYS), cost=task_costs)
-    def reuse_id(self, data: st.DataObject, key: str, cost: Any) -> None:
-        """Queue an id again after it finished or was withdrawn (or try to while it is live).
-
-        Only ids that never had a deadline: a reused id whose earlier run had one meets two
-        reference bugs (stale deadline entries in `FairQueue.expire` order and in
-        `ExpiryAware` heads), reported rather than copied into the twin.
-        """
-        tid = data.draw(st.sampled_from(self.plain_ids))
-        task = Task(Job(tid, key, self.now, cost, None), b"again-" + tid.encode(), "celery")
+    @precondition(lambda self: self.celery_ids)
+    @rule(
+        data=st.data(),
+        key=st.sampled_from(KEYS),
+        cost=task_costs,
+        ttl=st.none() | st.sampled_from([0.5, 2.0, 5.0]),
+    )
+    def reuse_id(self, data: st.DataObject, key: str, cost: Any, ttl: Any) -> None:
+        """Queue an id again after it finished or was withdrawn (or try to while it is live),
+        with or without a deadline, whatever deadline its earlier run had."""
+        tid = data.draw(st.sampled_from(self.celery_ids))
+        deadline = None if ttl is None else self.now + ttl
+        task = Task(Job(tid, key, self.now, cost, deadline), b"again-" + tid.encode(), "celery")
         self.both("enqueue", task, now=self.now)
 
     @rule(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import attrs
 from attrs import field, frozen
 
-from policies import PolicyError, check_key, check_weight, from_config
+from policies import PolicyError, check_weights, from_config
 
 from .errors import ConfigurationError
 from .serializers import SerializerType, get_serializer
@@ -55,7 +55,7 @@ def _weights(value: Any) -> Mapping[str, float]:
     if not isinstance(value, Mapping):
         raise _fail("weights", "a mapping of key to weight", value)
     try:
-        return MappingProxyType({check_key(k): check_weight(w, k) for k, w in value.items()})
+        return MappingProxyType(check_weights(value))
     except PolicyError as exc:
         raise ConfigurationError(f"fairsched setting 'weights': {exc}") from exc
 

@@ -18,7 +18,15 @@ from ._errors import (
     UnknownPolicy,
 )
 from ._expiry import ExpiryAware, ExpiryAwareState
-from ._job import MAX_KEY_BYTES, Job, check_job, check_key, check_runtime, check_weight
+from ._job import (
+    MAX_KEY_BYTES,
+    Job,
+    check_job,
+    check_key,
+    check_runtime,
+    check_weight,
+    check_weights,
+)
 from ._lru import LruState, PureLru
 from ._protocol import Policy
 from ._queue import Backlog, FairQueue, Pick
@@ -61,6 +69,7 @@ __all__ = [
     "check_key",
     "check_runtime",
     "check_weight",
+    "check_weights",
     "from_config",
     "option_names",
     "parse_spec",

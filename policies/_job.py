@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from attrs import frozen
 
@@ -50,6 +51,13 @@ def check_weight(weight: object, key: str | None = None) -> float:
     if not math.isfinite(value) or value <= 0:
         raise InvalidWeight(f"weight{where} must be finite and > 0, got {weight!r}")
     return value
+
+
+def check_weights(weights: Mapping[str, object]) -> dict[str, float]:
+    """Return `weights` as {key: float} if every key and weight is valid, else raise naming the
+    first bad one; used wherever several weights are set at once, so none is set unless all
+    are valid."""
+    return {check_key(k): check_weight(w, k) for k, w in weights.items()}
 
 
 def _check_time(name: str, value: object, job_id: str, allow_none: bool) -> None:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._errors import PolicyError
-from ._job import check_key, check_weight
+from ._job import check_weights
 
 
 def positive(instance: Any, attribute: Any, value: Any) -> None:
@@ -42,4 +42,4 @@ def frozen_weights(weights: Mapping[str, float] | None) -> Mapping[str, float]:
         raise PolicyError(
             f"weights must be a mapping of key to weight, got {type(weights).__name__}"
         )
-    return MappingProxyType({check_key(k): check_weight(w, k) for k, w in weights.items()})
+    return MappingProxyType(check_weights(weights))

@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from ._errors import InvalidJob
-from ._job import Job, check_job, check_key, check_runtime, check_weight
+from ._job import Job, check_job, check_key, check_runtime, check_weight, check_weights
 from ._protocol import Policy
 
 
@@ -226,7 +226,7 @@ class FairQueue:
 
     def set_weights(self, weights: Mapping[str, float], now: float) -> None:
         """Set several weights at once; all are checked before any is applied."""
-        checked = {check_key(k): check_weight(w, k) for k, w in weights.items()}
+        checked = check_weights(weights)
         for key, value in checked.items():
             self.set_weight(key, value, now)
 

@@ -19,6 +19,7 @@ from policies import (
     check_key,
     check_runtime,
     check_weight,
+    check_weights,
     from_config,
 )
 
@@ -257,7 +258,7 @@ class MemoryStorage:
 
     def set_weights(self, weights: Mapping[str, float], now: float | None = None) -> None:
         """Set several weights; all are checked before any is applied."""
-        checked = {check_key(k): check_weight(w, k) for k, w in weights.items()}
+        checked = check_weights(weights)
         for key, value in checked.items():
             self.set_weight(key, value, now)
 

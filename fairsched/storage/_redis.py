@@ -29,7 +29,7 @@ from policies import (
     check_job,
     check_key,
     check_runtime,
-    check_weight,
+    check_weights,
     from_config,
 )
 
@@ -596,7 +596,7 @@ class RedisStorage:
 
     def set_weights(self, weights: Mapping[str, float], now: float | None = None) -> None:
         """Set several weights; all are checked before any is applied."""
-        checked = {check_key(k): check_weight(w, k) for k, w in weights.items()}
+        checked = check_weights(weights)
         if not checked:
             return
         at = _num(self._now(now))

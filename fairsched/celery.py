@@ -380,6 +380,8 @@ def _record(app: Any, key: str, enqueued: Any, runtime: float | None, request: A
             deadline = ""
     line = f"{key},{float(enqueued or 0.0)!r},{runtime!r},{deadline},\n"
     with _record_lock, open(dispatcher.config.record_workload, "a", encoding="utf-8") as out:
+        if out.tell() == 0:  # a new file starts with the header the trace reader needs
+            out.write("key,arrival,service,deadline,cost\n")
         out.write(line)
 
 

@@ -382,7 +382,13 @@ def test_record_workload_appends_one_trace_row_per_finished_task(tmp_path, probe
     worker_of(app)
     for key in ("a", "b", "a"):
         tasks["sleep"].lru_delay(key, 0.01).get(timeout=10)
-    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) == 3)
-    rows = [line.split(",") for line in trace.read_text().splitlines()]
+    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) == 4)
+    header, *lines = trace.read_text().splitlines()
+    assert header == "key,arrival,service,deadline,cost"
+    rows = [line.split(",") for line in lines]
     assert [r[0] for r in rows] == ["a", "b", "a"]
     assert all(float(r[2]) >= 0.01 for r in rows)  # service time in seconds
+    # the file is a trace the simulator reads (these rows are already in arrival order)
+    from simulator import simulate
+
+    assert simulate(str(trace), "lru", workers=1).completed == 3

@@ -21,6 +21,19 @@ DEFAULT_LEASE_TIMEOUT = 300.0
 Clock = Callable[[], float]
 
 
+def check_positive(name: str, value: object) -> float:
+    """`value` as a float, or `ConfigurationError` naming `name` unless it is a finite
+    number > 0 (bools are not numbers here)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)
+
+
 def check_dispatch_limits(window: object, lease_timeout: object) -> None:
     """Raise `ConfigurationError` unless `window` is None or an int >= 0 and `lease_timeout`
     is a finite number of seconds > 0."""
@@ -28,13 +41,7 @@ def check_dispatch_limits(window: object, lease_timeout: object) -> None:
         isinstance(window, bool) or not isinstance(window, int) or window < 0
     ):
         raise ConfigurationError(f"window must be None or an int >= 0, got {window!r}")
-    if (
-        isinstance(lease_timeout, bool)
-        or not isinstance(lease_timeout, (int, float))
-        or not math.isfinite(lease_timeout)
-        or lease_timeout <= 0
-    ):
-        raise ConfigurationError(f"lease_timeout must be finite and > 0, got {lease_timeout!r}")
+    check_positive("lease_timeout", lease_timeout)
 
 
 @frozen
@@ -136,6 +143,12 @@ class Storage(Protocol):
 
     def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
         """Return every task whose lease has run out to the head of its key's backlog."""
+        ...
+
+    def requeue(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
+        """End the lease of `task_id` now and return it to the head of its key's backlog
+        (its publish failed for a reason that may pass). None if it is not leased in `domain`.
+        """
         ...
 
     def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:

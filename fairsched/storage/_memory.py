@@ -235,6 +235,18 @@ class MemoryStorage:
                 state.payloads[task.id] = task.payload
             return reclaimed
 
+    def requeue(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
+        """End the lease of `task_id` now and return it to the head of its key's backlog."""
+        with self._lock:
+            state = self._domains.get(domain)
+            lease = None if state is None else state.leases.pop(task_id, None)
+            if state is None or lease is None:
+                return None
+            task = lease[1]
+            state.queue.requeue(task.job, self._now(now))
+            state.payloads[task.id] = task.payload
+            return task
+
     def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
         """Number of leased (dispatched, unfinished) tasks in `domain`."""
         with self._lock:

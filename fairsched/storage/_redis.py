@@ -8,10 +8,11 @@ model, key schema and the reasoning behind retries.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from functools import cache
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache, partial
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +34,7 @@ from policies import (
     from_config,
 )
 
+from .._urls import redact_url
 from ..errors import ConfigurationError, ScriptError, StorageUnavailable
 from ..serializers import Serializer, SerializerType, get_serializer
 from ._base import (
@@ -42,7 +44,13 @@ from ._base import (
     Dispatch,
     Task,
     check_dispatch_limits,
+    check_positive,
 )
+
+#: Seconds to wait for one reply, and for one connection attempt, before a call counts as
+#: failed (and is retried, then raised as StorageUnavailable).
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
 
 #: Policies with a Lua twin, by the fragment that implements them.
 _LUA_POLICIES: Mapping[type[Any], str] = {
@@ -64,12 +72,26 @@ _VERBS = (
     "set_weight",
     "init",
     "purge",
+    "requeue",
     "tasks_by_key",
     "last_used",
 )
 
-#: Verbs that change nothing but bookkeeping of expired keys: safe to retry after any error.
-_READ_ONLY = frozenset({"tasks_by_key", "last_used", "init", "set_weight"})
+#: Error codes of Redis replies that mean "not now" (memory full, a replica, loading, cluster
+#: or primary down, a busy script, persistence failing), not "this call is wrong". Redis 6.2
+#: wraps the code of an error raised inside a script in its message ("... -OOM command not
+#: allowed ..."), so the code is looked for in the text as well as in redis-py's classes.
+_UNAVAILABLE = re.compile(
+    r"(?:^|[\s-])(OOM|READONLY|LOADING|CLUSTERDOWN|MASTERDOWN|BUSY|TRYAGAIN|NOREPLICAS|MISCONF)\b"
+)
+
+#: Error replies of our own scripts (see _core.lua and the verb headers).
+_DUPLICATE = "DUPLICATE"
+_NOINIT = "NOINIT"
+
+
+class _Unregistered(Exception):
+    """A script found its domain unregistered (internal: the storage registers it again)."""
 
 
 def supported_policies() -> list[str]:
@@ -225,12 +247,8 @@ def _check_prefix(instance: Any, attribute: Any, value: Any) -> None:
 
 
 def _check_ttl(instance: Any, attribute: Any, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"key_ttl must be None or seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"key_ttl must be finite and > 0 seconds, got {value!r}")
+    if value is not None:
+        check_positive("key_ttl", value)
 
 
 def _check_retries(instance: Any, attribute: Any, value: Any) -> None:
@@ -264,6 +282,8 @@ class RedisStorage:
     _preamble: list[bytes] = field(factory=list, init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
     _known_domains: list[str] = field(factory=list, init=False, repr=False)
+    #: Weights set through this storage, written back after Redis lost its data.
+    _set_here: dict[str, str] = field(factory=dict, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         fragments = _fragments(self.policy)
@@ -284,30 +304,48 @@ class RedisStorage:
         cls,
         url: str,
         *,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         client_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> RedisStorage:
         """A storage on a new client for `url` (redis://, rediss:// for TLS, user:password@).
 
-        The client's own command retries are switched off: this storage retries only where a
-        repeat cannot run a script twice (docs/redis.md). `client_options` go to redis-py
-        (e.g. `ssl_ca_certs`); `options` to the constructor.
+        `socket_timeout` bounds the wait for one reply and `connect_timeout` one connection
+        attempt (seconds), so a hung Redis surfaces as `StorageUnavailable` within about
+        `(max_retries + 1) * socket_timeout`. The client's own command retries are switched
+        off: this storage repeats calls itself, in a way that never runs a change twice
+        (docs/redis.md). `client_options` go to redis-py (e.g. `ssl_ca_certs`); `options` to
+        the constructor.
 
         Raises:
-            ConfigurationError: the URL scheme is not redis, rediss or unix.
+            ConfigurationError: the URL scheme is not redis, rediss or unix, or a timeout is
+                not a finite number > 0. The message never shows the URL's password.
         """
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        scheme = urlsplit(url).scheme
+        try:
+            scheme = urlsplit(url).scheme
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
         if scheme not in ("redis", "rediss", "unix"):
             raise ConfigurationError(
-                f"Redis URL must start with redis://, rediss:// or unix://, got {url!r}"
+                f"Redis URL must start with redis://, rediss:// or unix://, got {redact_url(url)!r}"
             )
-        kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 5}
+        kwargs: dict[str, Any] = {
+            "retry": Retry(NoBackoff(), 0),
+            "socket_timeout": check_positive("socket_timeout", socket_timeout),
+            "socket_connect_timeout": check_positive("connect_timeout", connect_timeout),
+        }
         kwargs.update(client_options or {})
-        return cls(redis.Redis.from_url(url, **kwargs), **options)
+        try:
+            client = redis.Redis.from_url(url, **kwargs)
+        except ValueError as exc:  # redis-py names the URL in some of these
+            message = str(exc).replace(url, redact_url(url))
+            raise ConfigurationError(f"bad Redis URL {redact_url(url)!r}: {message}") from None
+        return cls(client, **options)
 
     @classmethod
     def from_settings(
@@ -319,6 +357,8 @@ class RedisStorage:
         key_ttl: float | None = None,
         max_retries: int = 3,
         use_ssl: bool | None = None,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         policy: Any = "lru",
         clock: Clock = time.time,
         client_options: Mapping[str, Any] | None = None,
@@ -335,9 +375,13 @@ class RedisStorage:
         if use_ssl is True and parts.scheme == "redis":
             url = urlunsplit(parts._replace(scheme="rediss"))
         elif use_ssl is False and parts.scheme == "rediss":
-            raise ConfigurationError(f"redis_use_ssl is False but the URL {url!r} uses rediss://")
+            raise ConfigurationError(
+                f"redis_use_ssl is False but the URL {redact_url(url)!r} uses rediss://"
+            )
         return cls.from_url(
             url,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
             client_options=client_options,
             prefix=prefix,
             serializer=serializer,
@@ -360,58 +404,77 @@ class RedisStorage:
             raise InvalidJob(f"now must be finite, got {value!r}")
         return float(value)
 
-    def _retry(self, what: str, call: Any, replayable: bool) -> Any:
-        """Run `call`, retrying connection failures with exponential back-off.
+    def _retry(self, what: str, call: Callable[[bool], Any]) -> Any:
+        """Run `call(repeat)`, retrying failures that may pass, with exponential back-off.
 
-        A failure to connect means nothing was sent, so any verb may be retried. A failure
-        after sending (a lost reply) is retried only when `replayable`: a script that changes
-        state may have run, and running it twice could pop a second task.
+        Every call may be repeated: reads and settings are idempotent, and every script takes
+        a replay flag (`repeat`) so a repeated state change returns what its first run did
+        instead of doing it twice (see `ops` in _core.lua). A connection failure, a timeout
+        and a "not now" reply (out of memory, read-only replica, loading, ...) are retried up
+        to `max_retries` times, then raise `StorageUnavailable` with Redis's own words.
         """
         import redis
 
         attempt = 0
+        repeat = False
         while True:
             try:
-                return call()
-            except redis.AuthenticationError as exc:
-                raise ConfigurationError(
-                    f"Redis refused the credentials during {what}: {exc}"
-                ) from exc
-            except redis.ResponseError as exc:
-                if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in str(exc):
-                    raise ConfigurationError(
-                        f"the Redis user lacks permission for {what} under prefix "
-                        f"{self.prefix!r}: {exc}"
-                    ) from exc
-                raise ScriptError(f"{what} failed in Redis: {exc}") from exc
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                unsent = "connecting to" in str(exc) or "Timeout connecting" in str(exc)
-                if attempt >= self.max_retries or not (unsent or replayable):
-                    outcome = "" if unsent else " (the reply was lost: it may have run)"
-                    raise StorageUnavailable(
-                        f"Redis unavailable during {what} after {attempt + 1} attempt(s)"
-                        f"{outcome}: {exc}"
-                    ) from exc
+                return call(repeat)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                error = self._classify(what, exc)
+                if not isinstance(error, StorageUnavailable) or attempt >= self.max_retries:
+                    raise error from exc
+                # A request that never reached Redis cannot have run, but telling that apart
+                # from a lost reply depends on the driver's wording; repeating is always safe.
+                repeat = True
                 time.sleep(self.retry_backoff * 2**attempt)
                 attempt += 1
+
+    def _classify(self, what: str, exc: Exception) -> Exception:
+        """The fairsched error for a driver error raised during `what`."""
+        import redis
+
+        text = str(exc)
+        if isinstance(exc, redis.AuthenticationError):
+            return ConfigurationError(f"Redis refused the credentials during {what}: {text}")
+        if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+            return ConfigurationError(
+                f"the Redis user lacks permission for {what} under prefix {self.prefix!r}: {text}"
+            )
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return StorageUnavailable(f"Redis unavailable during {what}: {text}")
+        if text.startswith(_DUPLICATE):
+            return InvalidJob("task id is already queued or leased in its domain")
+        if text.startswith(_NOINIT):
+            return _Unregistered(text)
+        if isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)):
+            return StorageUnavailable(f"Redis refused {what}: {text}")
+        found = _UNAVAILABLE.search(text)
+        if found:
+            return StorageUnavailable(f"Redis refused {what} ({found.group(1)}): {text}")
+        return ScriptError(f"{what} failed in Redis: {text}")
 
     def _run(self, verb: str, domain: str, *args: str | bytes) -> Any:
         script = self._scripts[verb]
         keys = [self._base(domain)]
-        argv = [*self._preamble, *args]
-        try:
-            return self._retry(
-                verb, lambda: script(keys=keys, args=argv), replayable=verb in _READ_ONLY
-            )
-        except ScriptError as exc:
-            if "DUPLICATE" in str(exc.__cause__):
-                raise InvalidJob(
-                    f"task id is already queued or leased in domain {domain!r}"
-                ) from None
-            raise
+        head = self._preamble[0]
+        return self._retry(
+            verb, lambda repeat: script(keys=keys, args=[head, b"1" if repeat else b"0", *args])
+        )
 
-    def _cmd(self, what: str, call: Any) -> Any:
-        return self._retry(what, call, replayable=True)
+    def _write(self, verb: str, domain: str, *args: str | bytes) -> Any:
+        """`_run` for a verb that stores tasks: registers the domain first, and again if its
+        registration is gone (Redis restarted empty, FLUSHALL, purge)."""
+        self._ensure_domain(domain)
+        try:
+            return self._run(verb, domain, *args)
+        except _Unregistered:
+            self._ready.discard(domain)
+            self._ensure_domain(domain)
+            return self._run(verb, domain, *args)
+
+    def _cmd(self, what: str, call: Callable[[], Any]) -> Any:
+        return self._retry(what, lambda repeat: call())
 
     def _domains_key(self) -> str:
         return f"{self.prefix}domains"
@@ -420,7 +483,13 @@ class RedisStorage:
         return f"{self.prefix}weights"
 
     def _ensure_domain(self, domain: str) -> None:
-        """Register `domain` and copy the weights into it, once per process and domain."""
+        """Register `domain` and copy the weights into it, once per process and domain (and
+        again when a script finds the registration gone).
+
+        After an empty restart the global weights are gone too; the weights set through this
+        storage (configuration, run-time changes made here) are written back unless another
+        process already did, so configured weights survive the loss of Redis's data.
+        """
         if domain in self._ready:
             return
         check_key(domain)
@@ -429,6 +498,16 @@ class RedisStorage:
             "register domain",
             lambda: self.client.zadd(self._domains_key(), {domain: self.clock()}, nx=True),
         )
+        if self._set_here:
+            mine = dict(self._set_here)
+
+            def restore() -> None:
+                pipe = self.client.pipeline(transaction=False)
+                for key, value in mine.items():
+                    pipe.hsetnx(self._weights_key(), key, value)
+                pipe.execute()
+
+            self._cmd("restore weights", restore)
         stored = self._cmd("read weights", lambda: self.client.hgetall(self._weights_key()))
         pairs: list[str] = []
         for key, value in stored.items():
@@ -497,8 +576,7 @@ class RedisStorage:
         """
         self._check_task(task)
         at = self._now(now)
-        self._ensure_domain(task.domain)
-        self._run("enqueue", task.domain, *self._task_args(task, _num(at)))
+        self._write("enqueue", task.domain, *self._task_args(task, _num(at)))
 
     def dispatch(
         self,
@@ -511,7 +589,10 @@ class RedisStorage:
         check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
         numbers = f"{_num(at)} {-1 if window is None else window} {_num(lease_timeout)}"
-        return _dispatch(domain, self._run("dispatch", domain, numbers))
+        # A fresh token per call: a repeat after a lost reply gets the task the first run
+        # leased instead of leasing another.
+        op = os.urandom(9)
+        return _dispatch(domain, self._run("dispatch", domain, numbers, op))
 
     def submit(
         self,
@@ -524,8 +605,7 @@ class RedisStorage:
         self._check_task(task)
         check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
-        self._ensure_domain(task.domain)
-        reply = self._run(
+        reply = self._write(
             "submit",
             task.domain,
             *self._task_args(
@@ -581,6 +661,16 @@ class RedisStorage:
         """Return every task whose lease ran out to the head of its key's backlog."""
         return _tasks(domain, self._run("reclaim", domain, _num(self._now(now))))
 
+    def requeue(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
+        """End the lease of `task_id` now and return it to the head of its key's backlog.
+
+        For a dispatched task whose publish failed for a reason that may pass (the broker is
+        down): it is dispatched again later instead of holding its slot until the lease
+        lapses. Returns the task, or None if it is not leased in `domain`.
+        """
+        found = self._run("requeue", domain, _pack_id(task_id), _num(self._now(now)))
+        return _tasks(domain, found)[0] if found else None
+
     def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
         """Number of leased (dispatched, unfinished) tasks in `domain`."""
         return int(self._cmd("in_flight", lambda: self.client.zcard(self._base(domain) + "leases")))
@@ -601,6 +691,7 @@ class RedisStorage:
             return
         at = _num(self._now(now))
         mapping = {k: _num(w) for k, w in checked.items()}
+        self._set_here.update(mapping)
         # Global first, then each registered domain: a domain registered concurrently copies
         # the global values (see _ensure_domain), so no domain misses the change.
         self._cmd("set weights", lambda: self.client.hset(self._weights_key(), mapping=mapping))
@@ -621,8 +712,8 @@ class RedisStorage:
         """Keys with a backlog (in `domain`, or in any), in order of first enqueue per domain."""
         keys: dict[str, None] = {}
         for name in self._selected(domain):
-            base = self._base(name)
-            found = self._cmd("read keys", lambda b=base: self.client.zrange(b + "active", 0, -1))
+            active = self._base(name) + "active"
+            found = self._cmd("read keys", partial(self.client.zrange, active, 0, -1))
             keys.update(dict.fromkeys(_text(k) for k in found))
         return list(keys)
 
@@ -652,8 +743,8 @@ class RedisStorage:
         """Number of queued tasks of `key`; one HGET per domain."""
         total = 0
         for name in self._selected(domain):
-            base = self._base(name)
-            n = self._cmd("backlog size", lambda b=base: self.client.hget(f"{b}k:{key}", "n"))
+            record = f"{self._base(name)}k:{key}"
+            n = self._cmd("backlog size", partial(self.client.hget, record, "n"))
             total += int(n or 0)
         return total
 

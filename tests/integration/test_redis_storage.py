@@ -347,14 +347,103 @@ class Flaky:
         return self.real(*args, **kwargs)
 
 
-def test_a_lost_reply_is_not_replayed_for_a_state_changing_script(storage):
+class LostReply:
+    """Stands in for one script: its first call runs the real script, then loses the reply."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        reply = self.real(*args, **kwargs)
+        if self.calls == 1:
+            raise redis.ConnectionError("Connection closed by server.")
+        return reply
+
+
+class Overtaken:
+    """Stands in for one script whose first call is delayed (a stalled server) until after
+    the client's repeat ran: the repeat runs first, then the original, whose reply is lost."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls, self.first = real, 0, None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            self.first = (args, kwargs)
+            raise redis.TimeoutError("Timeout reading from socket")
+        reply = self.real(*args, **kwargs)
+        first_args, first_kwargs = self.first
+        self.real(*first_args, **first_kwargs)  # the original runs late; nobody reads it
+        return reply
+
+
+def test_a_dispatch_whose_reply_was_lost_is_repeated_and_leases_the_same_task(storage):
     storage.enqueue(task("t1", "a"), now=0.0)
-    lost = redis.ConnectionError("Connection closed by server.")
-    storage._scripts["dispatch"] = flaky = Flaky(storage._scripts["dispatch"], lost, 1)
-    with pytest.raises(StorageUnavailable, match="may have run") as caught:
-        storage.dispatch(now=1.0)
-    assert caught.value.__cause__ is lost
-    assert flaky.calls == 1  # not repeated: a second run could lease a second task
+    storage.enqueue(task("t2", "a"), now=0.0)
+    storage._scripts["dispatch"] = lost = LostReply(storage._scripts["dispatch"])
+    assert storage.dispatch(now=1.0).task.id == "t1"
+    assert lost.calls == 2
+    assert storage.in_flight() == 1  # the repeat returned the first run's task, not t2
+    assert storage.dispatch(now=1.0).task.id == "t2"
+
+
+def test_a_delayed_dispatch_overtaken_by_its_repeat_leases_nothing_more(storage):
+    for i in range(3):
+        storage.enqueue(task(f"t{i}", "a"), now=0.0)
+    storage._scripts["dispatch"] = Overtaken(storage._scripts["dispatch"])
+    assert storage.dispatch(now=1.0).task.id == "t0"
+    assert storage.in_flight() == 1
+    assert storage.backlog_size("a") == 2
+
+
+def test_a_submit_whose_reply_was_lost_stores_once_and_returns_its_dispatch(storage):
+    storage._scripts["submit"] = LostReply(storage._scripts["submit"])
+    dispatch = storage.submit(task("t1", "a"), now=0.0, window=1)
+    assert dispatch.task is not None and dispatch.task.id == "t1"
+    assert storage.in_flight() == 1 and storage.backlog_size("a") == 0
+    with pytest.raises(InvalidJob):  # a real duplicate is still refused
+        storage.submit(task("t1", "a"), now=0.0, window=1)
+
+
+def test_a_submit_that_leased_nothing_repeats_as_an_empty_dispatch(storage):
+    storage.submit(task("t0", "a"), now=0.0, window=1)
+    storage._scripts["submit"] = LostReply(storage._scripts["submit"])
+    assert storage.submit(task("t1", "a"), now=0.0, window=1).task is None
+    assert storage.backlog_size("a") == 1
+
+
+def test_a_finish_whose_reply_was_lost_returns_the_task_it_leased(storage):
+    for i in range(3):
+        storage.enqueue(task(f"t{i}", "a"), now=0.0)
+    storage.dispatch(now=1.0, window=1)
+    storage._scripts["finish"] = LostReply(storage._scripts["finish"])
+    dispatch = storage.finish("t0", 0.5, now=2.0, window=1)
+    assert dispatch.task is not None and dispatch.task.id == "t1"
+    assert storage.in_flight() == 1 and storage.backlog_size("a") == 1
+    # The op entry ends with the lease: a later finish of t0 (a redelivered message) is a no-op.
+    storage._scripts["finish"] = storage._scripts["finish"].real
+    assert storage.finish("t1", 0.5, now=3.0, window=1).task.id == "t2"
+    assert storage.finish("t0", 0.5, now=4.0, window=1).task is None
+    assert storage.in_flight() == 1
+
+
+def test_an_enqueue_whose_reply_was_lost_is_not_a_duplicate(storage):
+    storage._scripts["enqueue"] = LostReply(storage._scripts["enqueue"])
+    storage.enqueue(task("t1", "a"), now=0.0)
+    assert storage.backlog_size("a") == 1
+
+
+def test_op_entries_end_with_their_leases(storage, redis_client):
+    for i in range(4):
+        storage.submit(task(f"t{i}", "a"), now=0.0, window=2)
+    ops = storage._base("celery") + "ops"
+    assert redis_client.hlen(ops) == 2
+    storage.finish("t0", 0.1, now=1.0, window=2)
+    storage.complete("t1", 0.1, now=1.0)
+    storage.reclaim(now=10_000.0)
+    assert redis_client.hlen(ops) == 0
 
 
 def test_a_failed_connect_is_retried_with_backoff_then_succeeds(storage):

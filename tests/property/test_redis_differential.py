@@ -187,6 +187,16 @@ class Differential(RuleBasedStateMachine):
     def reclaim(self, domain: str) -> None:
         self.both("reclaim", domain, now=self.now)
 
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data(), domain=domains)
+    def requeue(self, data: st.DataObject, domain: str) -> None:
+        self.both("requeue", data.draw(st.sampled_from(self.ids)), domain, now=self.now)
+
+    @rule(domain=st.sampled_from(DOMAINS))
+    def purge(self, domain: str) -> None:
+        """Drop a domain's data; Redis must register it again before the next enqueue."""
+        self.both("purge", domain)
+
     @rule(key=st.sampled_from(KEYS), weight=weights)
     def set_weight(self, key: str, weight: float) -> None:
         self.both("set_weight", key, weight, now=self.now)

@@ -6,7 +6,9 @@
 -- ARGV[1]  policy preamble, four numbers separated by spaces (one argument, as each argument
 --          costs the client an encoding step): drr quantum, drr alpha, expiry slack (s),
 --          key_ttl in ms (0: idle keys are kept forever)
--- ARGV[2..] the verb's own arguments, read with arg(i).
+-- ARGV[2]  '1' when the client repeats a call whose reply it lost (see `ops` below), else '0'
+-- ARGV[3..] the verb's own arguments: arg(1) is ARGV[3], arg(2) is ARGV[4], and so on. The
+--          header of each verb names its arguments as arg(i).
 --
 -- Key schema (all under base):
 --   meta       hash   seq (insert/lease counter), fs (first-seen counter), lru, vtime,
@@ -22,6 +24,10 @@
 --   deadlines  zset   "<seq:15>" .. id -> deadline (seconds)
 --   leases     zset   "<seq:15>" .. id -> lease deadline (seconds)
 --   weights    hash   key -> weight
+--   ops        hash   op token -> lease member of the task that call leased; lets a client
+--                     that lost a reply repeat the call and get the same task (deleted when
+--                     that lease ends). Tokens: the submitted or finished task's packed id,
+--                     or a random token per dispatch call.
 -- Invariant: a q:<key> list is empty or its head is live, and k:<key>.n counts its live tasks.
 
 local B = KEYS[1]
@@ -30,7 +36,8 @@ do
   local q, a, s, t = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
   QUANTUM, ALPHA, SLACK, KEY_TTL_MS = tonumber(q), tonumber(a), tonumber(s), tonumber(t)
 end
-local function arg(i) return ARGV[1 + i] end
+local REPLAY = ARGV[2] == '1'
+local function arg(i) return ARGV[2 + i] end
 
 -- Several numbers in one argument, separated by spaces ('-' for none): one argument costs
 -- the client one encoding step, however many numbers it carries.
@@ -47,6 +54,7 @@ local K_KNOWN = B .. 'known'
 local K_DEADLINES = B .. 'deadlines'
 local K_LEASES = B .. 'leases'
 local K_WEIGHTS = B .. 'weights'
+local K_OPS = B .. 'ops'
 local function kq(key) return B .. 'q:' .. key end
 local function kk(key) return B .. 'k:' .. key end
 
@@ -59,14 +67,41 @@ local function optnum(s) if s == nil or s == '' or s == '-' then return false en
 local function load(id)
   local raw = redis.call('HGET', K_TASKS, id)
   if not raw then return nil end
-  local seq, key, enq, cost, dl, dm, lm, payload = cmsgpack.unpack(raw)
+  local seq, key, enq, cost, dl, dm, lm, payload, by = cmsgpack.unpack(raw)
   return {id = id, seq = seq, key = key, enq = enq, cost = cost, dl = dl, dm = dm, lm = lm,
-          payload = payload}
+          payload = payload, by = by or ''}
 end
 
+-- `by`: the op token of the call that leased the task ('' when queued).
 local function save(t)
   redis.call('HSET', K_TASKS, t.id,
-    cmsgpack.pack(t.seq, t.key, t.enq, t.cost, t.dl, t.dm, t.lm, t.payload))
+    cmsgpack.pack(t.seq, t.key, t.enq, t.cost, t.dl, t.dm, t.lm, t.payload, t.by))
+end
+
+-- A client that lost the reply of a domain's first call must not be told to start over: the
+-- domain is registered (init.lua) before any task is stored, and a domain whose registration
+-- is gone (Redis restarted empty, FLUSHALL, purge) refuses writes until it is registered again.
+local function registered()
+  return redis.call('HEXISTS', K_META, 'init') == 1
+end
+local NOINIT = 'NOINIT domain is not registered'
+
+-- End the op entry of leased task `t` (its lease is ending), unless a later call reused it.
+local function forget_op(t)
+  if t.by ~= '' and redis.call('HGET', K_OPS, t.by) == t.lm then
+    redis.call('HDEL', K_OPS, t.by)
+  end
+  t.by = ''
+end
+
+-- The task `op` leased, with its lease deadline, if that lease still stands.
+local function leased_by(op)
+  local m = redis.call('HGET', K_OPS, op)
+  if not m then return nil end
+  local deadline = redis.call('ZSCORE', K_LEASES, m)
+  local t = deadline and load(string.sub(m, 16))
+  if t and t.lm == m then return t, tonumber(deadline) end
+  return nil
 end
 
 local function reply(t, out)

@@ -13,6 +13,7 @@ local function insert(t, now, front)
     redis.call('ZADD', K_DEADLINES, fmt(t.dl), t.dm)
   end
   t.lm = ''
+  t.by = ''
   save(t)
   local q = kq(key)
   if n == 0 then
@@ -68,8 +69,10 @@ local function expire(now, out)
   return n
 end
 
--- Pick, pop and lease one task; nil when the window is full or nothing is backlogged.
-local function dispatch_one(now, now_s, window, lease_timeout)
+-- Pick, pop and lease one task for call `op`; nil when the window is full or nothing is
+-- backlogged. The pop is the first write: under maxmemory with noeviction Redis refuses only
+-- a script's first write when it grows memory, so a dispatch still runs when memory is full.
+local function dispatch_one(now, now_s, window, lease_timeout, op)
   if window >= 0 and redis.call('ZCARD', K_LEASES) >= window then return nil end
   local key = P.pick(now)
   if not key then return nil end
@@ -78,8 +81,10 @@ local function dispatch_one(now, now_s, window, lease_timeout)
   if not t then return redis.error_reply('fairsched: dead head in backlog of ' .. key) end
   local deadline = now + lease_timeout
   t.lm = pad(next_seq()) .. t.id
+  t.by = op
   redis.call('ZADD', K_LEASES, fmt(deadline), t.lm)
   save(t)
+  redis.call('HSET', K_OPS, op, t.lm)
   local left = redis.call('HINCRBY', kk(key), 'n', -1)
   local still
   if redis.call('LLEN', q) == left then
@@ -95,20 +100,33 @@ local function dispatch_one(now, now_s, window, lease_timeout)
   return t, deadline
 end
 
--- dispatch reply, packed: lease deadline|'', [task 6 fields], expired tasks 6 fields each
-local function dispatch_reply(now, now_s, window, lease_timeout)
-  local expired = {}
-  expire(now, expired)
-  local t, deadline = dispatch_one(now, now_s, window, lease_timeout)
-  if type(t) == 'table' and t.err then return t end
+-- A packed dispatch reply: lease deadline|'', [task 6 fields], expired tasks 6 fields each.
+local function packed_dispatch(t, deadline, expired)
   local out
   if t then out = reply(t, {fmt(deadline)}) else out = {''} end
   for _, v in ipairs(expired) do out[#out + 1] = v end
   return packed(out)
 end
 
+-- The reply to a repeated call whose first run leased a task: that task again (its publisher
+-- never saw it); an empty dispatch when the first run leased nothing.
+local function replayed(op)
+  local t, deadline = leased_by(op)
+  return packed_dispatch(t, deadline, {})
+end
+
+-- dispatch reply, packed: see packed_dispatch.
+local function dispatch_reply(now, now_s, window, lease_timeout, op)
+  local expired = {}
+  expire(now, expired)
+  local t, deadline = dispatch_one(now, now_s, window, lease_timeout, op)
+  if type(t) == 'table' and t.err then return t end
+  return packed_dispatch(t, deadline, expired)
+end
+
 -- Release task `id`: end its lease (feeding runtime to the policy) or, if it was requeued
--- after a reclaim, withdraw it. Returns the record or nil.
+-- after a reclaim, withdraw it. Returns the record or nil. The freeing writes come first, so
+-- that a full Redis (maxmemory, noeviction) still lets workers finish tasks and free memory.
 local function complete(id, runtime, now)
   local t = load(id)
   if not t then return nil end
@@ -116,21 +134,29 @@ local function complete(id, runtime, now)
     withdraw(t, now)
     return t
   end
+  redis.call('HDEL', K_TASKS, id)
+  redis.call('ZREM', K_LEASES, t.lm)
+  if t.dm ~= '' then redis.call('ZREM', K_DEADLINES, t.dm) end
+  forget_op(t)
   if runtime then
     P.complete(t, runtime)
     touch_idle(t.key)
   end
-  redis.call('ZREM', K_LEASES, t.lm)
-  if t.dm ~= '' then redis.call('ZREM', K_DEADLINES, t.dm) end
-  redis.call('HDEL', K_TASKS, id)
   return t
+end
+
+-- Return leased record `t` to the head of its key's backlog (its lease is over).
+local function requeue(t, now)
+  redis.call('ZREM', K_LEASES, t.lm)
+  forget_op(t)
+  insert(t, now, true)
 end
 
 -- A task from arg(i), arg(i + 1), arg(i + 2) (id, key, payload) and three numbers (enqueued_at,
 -- cost|'-', deadline|'-'); nil when the id is already queued or leased here.
 local function new_task(i, enq, cost, dl)
   local t = {id = arg(i), key = arg(i + 1), enq = tonumber(enq), cost = optnum(cost),
-             dl = optnum(dl), dm = '', lm = '', payload = arg(i + 2), seq = 0}
+             dl = optnum(dl), dm = '', lm = '', payload = arg(i + 2), seq = 0, by = ''}
   if redis.call('HEXISTS', K_TASKS, t.id) == 1 then return nil end
   return t
 end

@@ -1,11 +1,12 @@
 -- purge.lua: drop every queued task, lease and piece of policy state of the domain (weights
 -- stay: they are settings). O(keys + tasks); not for hot paths.
--- KEYS[1] domain base; ARGV[1] policy preamble. Returns the number of tasks dropped.
+-- KEYS[1] domain base; ARGV[1] policy preamble, ARGV[2] replay flag. Returns the number of
+-- tasks dropped. The domain must be registered again (init.lua) before its next enqueue.
 -- Touches: every key of the domain except weights.
 local dropped = redis.call('HLEN', K_TASKS)
 for _, key in ipairs(redis.call('ZRANGE', K_KNOWN, 0, -1)) do
   redis.call('UNLINK', kq(key), kk(key))
 end
-redis.call('UNLINK', K_META, K_TASKS, K_ACTIVE, K_KNOWN, K_DEADLINES, K_LEASES,
+redis.call('UNLINK', K_META, K_TASKS, K_ACTIVE, K_KNOWN, K_DEADLINES, K_LEASES, K_OPS,
   B .. 'lru', B .. 'wlru', B .. 'drr', B .. 'heads')
 return dropped

@@ -1,5 +1,6 @@
 -- revoke.lua: withdraw one queued task (a leased one is left alone).
--- KEYS[1] domain base; ARGV[1] policy preamble; ARGV[2] task id; ARGV[3] now (s).
+-- KEYS[1] domain base; ARGV[1] policy preamble, ARGV[2] replay flag; arg(1) task id;
+-- arg(2) now (s).
 -- Returns the task's 6 fields, or {} when it is not queued here.
 -- Touches: tasks, q:<key>, k:<key>, active, deadlines, the policy's keys.
 local t = load(arg(1))

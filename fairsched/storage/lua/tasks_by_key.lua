@@ -1,5 +1,6 @@
 -- tasks_by_key.lua: the live queued tasks of one key in dispatch order (read only).
--- KEYS[1] domain base; ARGV[1] policy preamble; ARGV[2] key; ARGV[3] limit (-1: all).
+-- KEYS[1] domain base; ARGV[1] policy preamble, ARGV[2] replay flag; arg(1) key;
+-- arg(2) limit (-1: all).
 -- Returns tasks, 6 fields each. Dead entries are skipped; reads in chunks of 256.
 local key, limit = arg(1), tonumber(arg(2))
 local q = kq(key)

@@ -20,6 +20,8 @@ from ._errors import (
 from ._expiry import ExpiryAware, ExpiryAwareState
 from ._job import (
     MAX_KEY_BYTES,
+    MAX_WEIGHT,
+    MIN_WEIGHT,
     Job,
     check_job,
     check_key,
@@ -44,6 +46,8 @@ from ._weighted import WeightedLru, WeightedLruState
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_KEY_BYTES",
+    "MAX_WEIGHT",
+    "MIN_WEIGHT",
     "POLICIES",
     "Backlog",
     "DeficitRoundRobin",

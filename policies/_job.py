@@ -13,6 +13,13 @@ from ._errors import InvalidJob, InvalidWeight
 #: a runaway caller from storing megabyte keys.
 MAX_KEY_BYTES = 1024
 
+#: The range of a key's weight. Policies divide by weights (a start tag grows by 1/w) and
+#: multiply by them (a DRR round grants quantum * w); inside this range both stay ordinary
+#: doubles, a ratio of 1e12 between two keys still advances every tag, and the Lua twins
+#: reach the same floats. Beyond it, 5e-324 makes 1/w infinite and a key unservable.
+MIN_WEIGHT = 1e-6
+MAX_WEIGHT = 1e6
+
 
 @frozen
 class Job:
@@ -43,13 +50,16 @@ def check_key(key: object) -> str:
 
 
 def check_weight(weight: object, key: str | None = None) -> float:
-    """Return `weight` as a float if it is finite and > 0, else raise `InvalidWeight`."""
+    """Return `weight` as a float if it lies in [MIN_WEIGHT, MAX_WEIGHT], else raise
+    `InvalidWeight`."""
     where = f" for key {key!r}" if key is not None else ""
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
         raise InvalidWeight(f"weight{where} must be a number, got {type(weight).__name__}")
     value = float(weight)
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidWeight(f"weight{where} must be finite and > 0, got {weight!r}")
+    if not MIN_WEIGHT <= value <= MAX_WEIGHT:  # also refuses nan
+        raise InvalidWeight(
+            f"weight{where} must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, got {weight!r}"
+        )
     return value
 
 

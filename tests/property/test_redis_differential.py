@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 )
 
 from fairsched import FairschedError, Job, MemoryStorage, RedisStorage, Task
+from policies import MAX_WEIGHT, MIN_WEIGHT
 from tests.property.strategies import KEYS, costs, quanta, weights
 
 pytestmark = pytest.mark.redis
@@ -197,7 +198,7 @@ class Differential(RuleBasedStateMachine):
         """Drop a domain's data; Redis must register it again before the next enqueue."""
         self.both("purge", domain)
 
-    @rule(key=st.sampled_from(KEYS), weight=weights)
+    @rule(key=st.sampled_from(KEYS), weight=weights | st.sampled_from([MIN_WEIGHT, MAX_WEIGHT]))
     def set_weight(self, key: str, weight: float) -> None:
         self.both("set_weight", key, weight, now=self.now)
 

@@ -20,7 +20,8 @@ from fairsched import (
 from policies import MAX_KEY_BYTES, FairQueue, from_config
 from tests.property.strategies import BUILT_IN
 
-BAD_WEIGHTS = [0, -1, -0.5, math.nan, math.inf, -math.inf, "2", None, True]
+# 5e-324 and 1e300 are finite and > 0 but outside [MIN_WEIGHT, MAX_WEIGHT]: 1/w overflows.
+BAD_WEIGHTS = [0, -1, -0.5, math.nan, math.inf, -math.inf, "2", None, True, 5e-324, 9e-7, 1e300]
 BAD_KEYS = ["", 7, None, b"bytes", "k" * (MAX_KEY_BYTES + 1), "é" * (MAX_KEY_BYTES // 2 + 1)]
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from attrs import define, field
 
 from .storage import Clock
+from .storage._redis import key_base, standalone_script
 
 __all__ = ["MemoryWorkerRegistry", "RedisWorkerRegistry", "WorkerRegistry"]
 
@@ -71,37 +72,42 @@ class MemoryWorkerRegistry:
 class RedisWorkerRegistry:
     """Registry in Redis: one key per worker and domain whose TTL is the heartbeat's.
 
-    Key schema: `{prefix}workers:{domain}` set of worker names, and
-    `{prefix}worker:{domain}:{worker}` = concurrency with a TTL. Expiry is Redis's own, so
-    the workers' clocks need not agree. Errors propagate as the client's exceptions; callers
-    above the storage layer catch them broadly (a heartbeat must never crash a worker).
+    Key schema, under the domain's hash tag (see docs/redis.md): `<base>workers`, the set of
+    worker names, and `<base>worker:<worker>` = concurrency with a TTL. Expiry is Redis's
+    own, so the workers' clocks need not agree, and a registry emptied by a restart fills
+    again at the next beats. Errors propagate as the client's exceptions; callers above the
+    storage layer catch them broadly (a heartbeat must never crash a worker).
     """
 
     client: Any
     prefix: str
+    _script: Any = field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._script = self.client.register_script(standalone_script("heartbeat"))
 
     def _set(self, domain: str) -> str:
-        return f"{self.prefix}workers:{domain}"
+        return key_base(self.prefix, domain) + "workers"
 
     def _key(self, domain: str, worker: str) -> str:
-        return f"{self.prefix}worker:{domain}:{worker}"
+        return f"{key_base(self.prefix, domain)}worker:{worker}"
 
     def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
         """Record that `worker` is alive for `ttl` seconds, serving `domains`."""
         ttl_ms = max(1, int(ttl * 1000))
-        pipe = self.client.pipeline(transaction=False)
         for domain in domains:
-            pipe.sadd(self._set(domain), worker)
-            pipe.set(self._key(domain, worker), concurrency, px=ttl_ms)
-        pipe.execute()
+            self._script(
+                keys=[self._set(domain), self._key(domain, worker)],
+                args=[worker, concurrency, ttl_ms],
+            )
 
     def leave(self, worker: str, domains: Iterable[str]) -> None:
         """Forget `worker` at once."""
-        pipe = self.client.pipeline(transaction=False)
         for domain in domains:
+            pipe = self.client.pipeline(transaction=False)
             pipe.srem(self._set(domain), worker)
             pipe.delete(self._key(domain, worker))
-        pipe.execute()
+            pipe.execute()
 
     def concurrency(self, domain: str) -> int:
         """Total concurrency of the live workers serving `domain`; forgets dead ones."""

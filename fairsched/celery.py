@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -20,15 +21,16 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from attrs import define
 from celery import Celery, Task, bootsteps, signals
 from celery.result import AsyncResult
 
 from policies import from_config
 
 from ._workers import MemoryWorkerRegistry, RedisWorkerRegistry, WorkerRegistry
-from .config import FairschedConfig
-from .dispatch import HEADER_DOMAIN, HEADER_ENQUEUED, HEADER_KEY, Dispatcher
-from .errors import ConfigurationError, PolicyError
+from .config import FairschedConfig, hide_secrets
+from .dispatch import HEADER_DOMAIN, HEADER_ENQUEUED, HEADER_KEY, HEADER_LEASE, Dispatcher
+from .errors import ConfigurationError, PolicyError, StorageUnavailable
 from .serializers import Serializer, get_serializer
 from .storage import MemoryStorage, Storage
 
@@ -66,6 +68,8 @@ def _build_storage(config: FairschedConfig) -> Storage:
         key_ttl=config.redis_key_ttl,
         max_retries=config.redis_max_retries,
         use_ssl=config.redis_use_ssl or None,
+        socket_timeout=config.redis_socket_timeout,
+        connect_timeout=config.redis_connect_timeout,
         policy=config.policy,
     )
     return built
@@ -113,6 +117,7 @@ def configure(
         from celery import current_app
 
         app = current_app._get_current_object()
+    hide_secrets(app.conf)
     config = FairschedConfig.from_celery(app.conf, policy=policy, **settings)
     if storage is None:
         storage = _build_storage(config)
@@ -220,6 +225,7 @@ def lru_task(app: Celery, *, base: type[Task] | None = None, **options: Any) -> 
         base = type(f"LRU{base.__name__}", (LRUTask, base), {"__module__": base.__module__})
     app.steps["worker"].add(DispatcherStep)
     _connect_signals()
+    hide_secrets(app.conf)
 
     def decorate(fun: F) -> Any:
         return app.task(base=base, **options)(fun)
@@ -267,35 +273,81 @@ _started_lock = threading.Lock()
 _record_lock = threading.Lock()
 
 
-def _finish(dispatcher: Dispatcher, task_id: str, domain: str, runtime: float | None) -> None:
-    try:
-        dispatcher.finish(task_id, domain, runtime)
-    except Exception:
-        # The lease lapses and a worker's timer reclaims the slot; never fail the task.
-        logger.exception("releasing the slot of task %s failed", task_id)
+@define
+class _Release:
+    """A slot to release: `finish` of `task_id`, retried until `until` while Redis is away."""
+
+    dispatcher: Dispatcher
+    task_id: str
+    domain: str
+    runtime: float | None
+    until: float
+    attempts: int = 0
+
+    def run(self) -> bool:
+        """Try once; True when done (released, or failed for good and logged)."""
+        self.attempts += 1
+        try:
+            self.dispatcher.finish(self.task_id, self.domain, self.runtime)
+        except StorageUnavailable as exc:
+            if time.time() < self.until:
+                if self.attempts == 1:
+                    logger.warning(
+                        "releasing the slot of task %s failed (%s); retrying until its lease ends",
+                        self.task_id,
+                        exc,
+                    )
+                return False
+            logger.error(
+                "releasing the slot of task %s failed for %d attempts until its lease ended "
+                "(%s); the lease lapses and the task may run again",
+                self.task_id,
+                self.attempts,
+                exc,
+            )
+        except Exception:
+            # Not an outage (a bug, a refused call): repeating would fail the same way.
+            logger.exception("releasing the slot of task %s failed", self.task_id)
+        else:
+            if self.attempts > 1:
+                logger.warning(
+                    "released the slot of task %s after %d attempts", self.task_id, self.attempts
+                )
+        return True
+
+    def backoff(self) -> float:
+        """Seconds before the next attempt: 0.1 s doubling to 2 s, never past the lease."""
+        delay = min(RELEASE_BACKOFF_MAX, 0.1 * 2.0 ** min(self.attempts - 1, 10))
+        return max(0.0, min(delay, self.until - time.time()))
+
+
+#: Longest wait between two attempts to release a slot while the storage is unreachable.
+RELEASE_BACKOFF_MAX = 2.0
 
 
 class _Releaser:
-    """Releases slots from a background thread of a prefork pool child.
+    """Releases slots from a background thread, retrying those the storage could not take.
 
-    A prefork child takes its next task only when `task_postrun` returns, so releasing the
-    slot there (a Lua round trip, then the broker publish of the next task) would add about
-    a millisecond of waiting to every task. The child hands the release to this thread and
-    goes on. A slot is released a little later, never earlier, so the window still holds;
-    the queue holds only finished tasks whose slots are still taken, so it stays within the
-    window (plus retried messages, which run outside it). On a clean exit of the child
-    (`worker_process_shutdown`) the queue is drained; if the child is killed first, the
-    leases lapse and those tasks are reclaimed and run again, as for a kill mid-task.
+    In a prefork pool child every release goes through it: a child takes its next task only
+    when `task_postrun` returns, so releasing there (a Lua round trip, then the broker publish
+    of the next task) would add about a millisecond to every task. Other pools release on the
+    task's own thread and hand over only a release that failed because the storage was
+    unreachable. Such a release is retried with back-off until it succeeds or the task's lease
+    ends (then the lease lapses and the task is reclaimed), and each retry is sent as a repeat,
+    so a release whose reply was lost still yields the task it leased, which is published.
+    A slot is released later, never earlier, so the window holds. On a clean exit of the
+    process (`worker_process_shutdown`, worker stop) the queue is drained; if the process is
+    killed first, the leases lapse and those tasks run again, as for a kill mid-task.
     """
 
     def __init__(self) -> None:
         self.enabled = False
-        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Release | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
-    def put(self, dispatcher: Dispatcher, task_id: str, domain: str, runtime: float | None) -> None:
+    def put(self, item: _Release) -> None:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
@@ -306,17 +358,38 @@ class _Releaser:
                     )
                     self._thread.start()
                     self._pid = os.getpid()
-        self._queue.put((dispatcher, task_id, domain, runtime))
+        self._queue.put(item)
 
     def _run(self) -> None:
+        waiting: list[tuple[float, int, _Release]] = []  # (next attempt, order, release)
+        order = 0
+        stopping = False
         while True:
-            item = self._queue.get()
-            if item is None:
+            timeout = None if not waiting else max(0.0, waiting[0][0] - time.monotonic())
+            if stopping:
+                timeout = 0.0
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            else:
+                if item is None:
+                    stopping = True
+                elif not item.run():
+                    order += 1
+                    heapq.heappush(waiting, (time.monotonic() + item.backoff(), order, item))
+                continue
+            # Due retries, oldest first; when stopping, one last attempt each.
+            while waiting and (stopping or waiting[0][0] <= time.monotonic()):
+                _, _, due = heapq.heappop(waiting)
+                if not due.run() and not stopping:
+                    order += 1
+                    heapq.heappush(waiting, (time.monotonic() + due.backoff(), order, due))
+            if stopping and not waiting:
                 return
-            _finish(*item)
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Release every queued slot, then stop the thread (this process only)."""
+        """Release every queued slot (one last try for those failing), then stop the thread."""
         thread = self._thread
         if thread is None or self._pid != os.getpid() or not thread.is_alive():
             return
@@ -329,7 +402,7 @@ class _Releaser:
 _releaser = _Releaser()
 
 
-def _release(app: Any, task_id: str, domain: str, runtime: float | None) -> None:
+def _release(app: Any, task_id: str, domain: str, runtime: float | None, lease: Any = None) -> None:
     dispatcher = _DISPATCHERS.get(app) if app is not None else None
     if dispatcher is None:
         found = list(_DISPATCHERS.values())
@@ -337,10 +410,13 @@ def _release(app: Any, task_id: str, domain: str, runtime: float | None) -> None
             logger.error("cannot tell which app task %s belongs to; slot not released", task_id)
             return
         dispatcher = found[0]
-    if _releaser.enabled:
-        _releaser.put(dispatcher, task_id, domain, runtime)
-    else:
-        _finish(dispatcher, task_id, domain, runtime)
+    try:
+        until = float(lease)
+    except (TypeError, ValueError):  # a message from before the lease header
+        until = time.time() + dispatcher.config.lease_timeout
+    item = _Release(dispatcher, task_id, domain, runtime, until)
+    if _releaser.enabled or not item.run():
+        _releaser.put(item)
 
 
 def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -362,7 +438,7 @@ def _on_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     _record(app, key, _header(request, HEADER_ENQUEUED), runtime, request)
     # A retry ends here too (state RETRY): it returns its slot, and the retried message runs
     # outside the window; its own postrun then finds no lease and changes nothing.
-    _release(app, task_id, domain, runtime)
+    _release(app, task_id, domain, runtime, _header(request, HEADER_LEASE))
 
 
 def _record(app: Any, key: str, enqueued: Any, runtime: float | None, request: Any) -> None:
@@ -390,14 +466,20 @@ def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
         return
     with _started_lock:
         _started.pop(request.id, None)
-    _release(getattr(sender, "app", None), request.id, str(_header(request, HEADER_DOMAIN)), None)
+    _release(
+        getattr(sender, "app", None),
+        request.id,
+        str(_header(request, HEADER_DOMAIN)),
+        None,
+        _header(request, HEADER_LEASE),
+    )
 
 
 def _on_message_dropped(message: Any = None, **_: Any) -> None:
     headers = getattr(message, "headers", None) or {}
     task_id = headers.get("id")
     if task_id and headers.get(HEADER_KEY) is not None:
-        _release(None, task_id, str(headers.get(HEADER_DOMAIN)), None)
+        _release(None, task_id, str(headers.get(HEADER_DOMAIN)), None, headers.get(HEADER_LEASE))
 
 
 def _on_process_init(**_: Any) -> None:

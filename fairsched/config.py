@@ -22,9 +22,11 @@ from attrs import field, frozen
 
 from policies import PolicyError, check_weights, from_config
 
+from ._urls import RedactedURL
 from .errors import ConfigurationError
 from .serializers import SerializerType, get_serializer
 from .storage import DEFAULT_LEASE_TIMEOUT
+from .storage._redis import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 
 __all__ = ["SETTING_NAMES", "FairschedConfig"]
 
@@ -139,7 +141,9 @@ class FairschedConfig:
     reclaim_interval: float = field(default=1.0, validator=_positive)
     #: How often each worker renews its heartbeat; it is dead after 3 missed beats.
     heartbeat_interval: float = field(default=2.0, validator=_positive)
-    redis_url: str | None = field(default=None, validator=_optional(_str))
+    redis_url: str | None = field(
+        default=None, validator=_optional(_str), repr=lambda url: repr(RedactedURL(url or ""))
+    )
     redis_prefix: str = field(default="fairsched:", validator=_str)
     redis_serializer: str = field(
         default="json", converter=_serializer_name, validator=_check_serializer
@@ -147,6 +151,10 @@ class FairschedConfig:
     redis_key_ttl: float | None = field(default=None, validator=_optional(_positive))
     redis_max_retries: int = field(default=3, validator=_int_at_least(0))
     redis_use_ssl: bool = field(default=False, validator=_bool)
+    #: Seconds to wait for one Redis reply / one connection attempt; a hung Redis surfaces as
+    #: StorageUnavailable after about (redis_max_retries + 1) * redis_socket_timeout.
+    redis_socket_timeout: float = field(default=DEFAULT_SOCKET_TIMEOUT, validator=_positive)
+    redis_connect_timeout: float = field(default=DEFAULT_CONNECT_TIMEOUT, validator=_positive)
     metrics_enabled: bool = field(default=True, validator=_bool)
     #: Path of a trace file (`key,arrival,service,deadline,cost`) each worker appends to.
     record_workload: str | None = field(default=None, validator=_optional(_str))
@@ -202,6 +210,20 @@ class FairschedConfig:
             )
             settings = conf.get(LEGACY_SETTINGS)
         return cls.from_mapping(settings, **overrides)
+
+
+def hide_secrets(conf: Any) -> None:
+    """Store the storage URL in `conf` (a Celery app's configuration) as a `RedactedURL`, so
+    `celery report` and other censored dumps of the settings, which mask `broker_url` and
+    `result_backend` by name but not a URL nested in `fairsched`, do not print its password.
+    """
+    for name in ("fairsched", LEGACY_SETTINGS):
+        settings = conf.get(name)
+        if not isinstance(settings, Mapping):
+            continue
+        url = settings.get("redis_url")
+        if isinstance(url, str) and not isinstance(url, RedactedURL):
+            conf[name] = {**settings, "redis_url": RedactedURL(url)}
 
 
 #: Every setting `app.conf.fairsched` may hold.

@@ -11,10 +11,11 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,10 +25,11 @@ from policies import InvalidJob, Job
 
 from ._workers import WorkerRegistry
 from .config import FairschedConfig
-from .serializers import Serializer
+from .errors import PublishRefused
+from .serializers import Serializer, get_serializer
 from .storage import Clock, Dispatch, Storage, Task
 
-__all__ = ["HEADER_DOMAIN", "HEADER_ENQUEUED", "HEADER_KEY", "Dispatcher"]
+__all__ = ["HEADER_DOMAIN", "HEADER_ENQUEUED", "HEADER_KEY", "HEADER_LEASE", "Dispatcher"]
 
 logger = logging.getLogger("fairsched.dispatch")
 
@@ -35,6 +37,9 @@ logger = logging.getLogger("fairsched.dispatch")
 HEADER_KEY = "fairsched_key"
 HEADER_DOMAIN = "fairsched_domain"
 HEADER_ENQUEUED = "fairsched_enqueued"
+#: When the task's slot is reclaimed unless released first (seconds since the epoch): how
+#: long a worker keeps retrying a release that fails while the storage is unreachable.
+HEADER_LEASE = "fairsched_lease"
 
 #: Payload format version, so a future change can still read queued tasks.
 PAYLOAD_VERSION = 1
@@ -67,10 +72,78 @@ def deadline_of(expires: Any, now: float, utc: bool = True) -> float | None:
     if isinstance(expires, (int, float)) and not isinstance(expires, bool):
         if not math.isfinite(expires):
             raise InvalidJob(f"expires must be finite, got {expires!r}")
-        return now + float(expires)
+        deadline = now + float(expires)
+        try:
+            # Celery sends the deadline as a datetime: one it cannot represent would fail at
+            # every publish, so it is refused here, before anything is stored.
+            datetime.fromtimestamp(deadline, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidJob(
+                f"expires={expires!r} seconds from now is past the year 9999; expires is "
+                "seconds from now (not a timestamp, nor milliseconds), a timedelta or a datetime"
+            ) from None
+        return deadline
     raise InvalidJob(
         f"expires must be seconds, a timedelta or a datetime, got {type(expires).__name__}"
     )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: apply_async options whose value can be checked before the task is stored: a bad one would
+#: make every publish of the task fail. (name, check, what it must be)
+CHECKED_OPTIONS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("queue", lambda v: (isinstance(v, str) and v != "") or _named(v), "a queue name or Queue"),
+    ("exchange", lambda v: isinstance(v, str) or _named(v), "an exchange name or Exchange"),
+    ("routing_key", lambda v: isinstance(v, str), "a str"),
+    ("priority", lambda v: _is_int(v) and 0 <= v <= 255, "an int from 0 to 255"),
+    ("headers", lambda v: isinstance(v, Mapping), "a mapping"),
+    ("time_limit", lambda v: _is_seconds(v) and v > 0, "seconds > 0"),
+    ("soft_time_limit", lambda v: _is_seconds(v) and v > 0, "seconds > 0"),
+    ("task_id", lambda v: isinstance(v, str) and v != "", "a non-empty str"),
+    ("shadow", lambda v: isinstance(v, str), "a str"),
+    ("ignore_result", lambda v: isinstance(v, bool), "True or False"),
+)
+
+
+def _named(value: Any) -> bool:
+    # kombu's Queue and Exchange; not imported here so this module does not need kombu.
+    return isinstance(getattr(value, "name", None), str) and bool(value.name)
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Raise `InvalidJob` for an apply_async option that would make every publish fail: a
+    value of the wrong type, or a serializer or compression kombu does not know."""
+    for name, ok, expected in CHECKED_OPTIONS:
+        value = options.get(name)
+        if value is not None and not ok(value):
+            raise InvalidJob(f"option {name}= must be {expected}, got {value!r}")
+    serializer = options.get("serializer")
+    if serializer is not None:
+        from kombu.serialization import registry
+
+        if serializer not in registry._encoders:  # the registry has no public lookup
+            raise InvalidJob(
+                f"option serializer={serializer!r} is not a registered kombu serializer; "
+                f"known: {', '.join(sorted(registry._encoders))}"
+            )
+    compression = options.get("compression")
+    if compression is not None:
+        from kombu import compression as codecs
+
+        try:
+            codecs.get_encoder(compression)  # type: ignore[no-untyped-call]
+        except (KeyError, TypeError):
+            raise InvalidJob(
+                f"option compression={compression!r} is not a known compression; "
+                f"known: {', '.join(sorted(codecs.encoders()))}"  # type: ignore[no-untyped-call]
+            ) from None
 
 
 @define
@@ -170,6 +243,7 @@ class Dispatcher:
                     f"scheduled with {option}=)."
                 )
             options.pop(option, None)
+        check_options(options)
         args = list(args or ())
         kwargs = dict(kwargs or {})
         task_id = str(options.pop("task_id", None) or uuid.uuid4())
@@ -186,6 +260,7 @@ class Dispatcher:
                 "expires": deadline,
             }
         )
+        self._check_message_encoding(options, args, kwargs)
         task = Task(Job(task_id, key, now, cost, deadline), payload, domain)
         dispatch = self.storage.submit(
             task, now, window=self.window(domain), lease_timeout=self.config.lease_timeout
@@ -194,42 +269,118 @@ class Dispatcher:
         self.publish(dispatch)
         return task_id
 
+    def _check_message_encoding(
+        self, options: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """Raise `SerializationError` if Celery's message serializer cannot encode the
+        arguments the storage's serializer just did (when the two differ): such a task could
+        never be published."""
+        name = options.get("serializer") or self.app.conf.task_serializer
+        if name in (self.serializer.name, "pickle"):
+            return  # proven by the payload just encoded; pickle encodes what the others do
+        get_serializer(name).dumps([args, kwargs])
+
     # -- publishing ---------------------------------------------------------------------------
 
     def publish(self, dispatch: Dispatch) -> bool:
         """Publish the dispatched task (if any) and retire the expired ones.
 
-        A failed publish is logged and counted; the task stays leased, so the lease lapses and
-        a worker's timer requeues it: it is delayed by up to `lease_timeout`, never lost.
+        A publish that fails for a reason that may pass (the broker is unreachable) returns
+        the task to the head of its backlog, so it is dispatched again once the broker is
+        back instead of holding its slot until the lease lapses. A publish that can never
+        succeed (Celery or the broker refuses the message) ends the task in state FAILURE with
+        the reason, frees its slot, and publishes the task dispatched in its place.
         Returns whether a task was published.
         """
-        if dispatch.expired:
-            self.retire_expired(dispatch.expired)
-        task = dispatch.task
-        if task is None:
-            return False
-        self._count("dispatched")
+        while True:
+            if dispatch.expired:
+                self.retire_expired(dispatch.expired)
+            task = dispatch.task
+            if task is None:
+                return False
+            self._count("dispatched")
+            try:
+                self._send(task, dispatch.lease_deadline)
+            except Exception as exc:
+                if not self._may_pass(exc):
+                    dispatch = self._refuse(task, exc)
+                    continue
+                self._count("publish_failed")
+                self._requeue(task, exc)
+                return False
+            self._count("published")
+            return True
+
+    def _may_pass(self, exc: Exception) -> bool:
+        """Whether a failed publish may succeed later: the broker connection failed, rather
+        than Celery or the broker refusing this message."""
+        from kombu.exceptions import OperationalError
+
+        if isinstance(exc, (OperationalError, ConnectionError, TimeoutError, socket.timeout)):
+            return True
         try:
-            self._send(task)
+            connection = self.app.connection_for_write()
+            recoverable = (
+                *connection.recoverable_connection_errors,
+                *connection.recoverable_channel_errors,
+            )
+        except Exception:  # the transport cannot even be loaded: not a passing outage
+            return False
+        return isinstance(exc, recoverable)
+
+    def _requeue(self, task: Task, exc: Exception) -> None:
+        try:
+            self.storage.requeue(task.id, task.domain)
         except Exception:
-            self._count("publish_failed")
-            logger.exception(
-                "publishing task %s (key %r) failed; it stays leased and is re-dispatched "
-                "after its lease times out",
+            logger.warning(
+                "publishing task %s (key %r) failed (%s) and returning it to its backlog failed "
+                "too; it stays leased and runs after its lease times out",
                 task.id,
                 task.key,
+                exc,
+                exc_info=True,
             )
-            return False
-        self._count("published")
-        return True
+            return
+        logger.warning(
+            "publishing task %s (key %r) failed (%s); it is back at the head of its backlog and "
+            "is dispatched again when the broker is reachable",
+            task.id,
+            task.key,
+            exc,
+        )
 
-    def _send(self, task: Task) -> None:
+    def _refuse(self, task: Task, exc: Exception) -> Dispatch:
+        """End a task that can never be published: FAILURE with the reason, slot freed.
+
+        Returns the dispatch made in its place (the window's slot goes to the next task).
+        """
+        self._count("publish_refused")
+        reason = PublishRefused(
+            f"task {task.id} (key {task.key!r}) can never be published: {type(exc).__name__}: {exc}"
+        )
+        logger.error("%s; marked FAILURE", reason, exc_info=exc)
+        backend = self.app.backend
+        if type(backend).__name__ != "DisabledBackend":
+            try:
+                backend.mark_as_failure(task.id, reason)
+            except Exception:
+                logger.warning("cannot store FAILURE for task %s", task.id, exc_info=True)
+        return self.storage.finish(
+            task.id,
+            None,
+            window=self.window(task.domain),
+            lease_timeout=self.config.lease_timeout,
+        )
+
+    def _send(self, task: Task, lease_deadline: float | None) -> None:
         body = self.serializer.loads(task.payload)
         options = dict(body.get("options") or {})
         headers = dict(options.pop("headers", None) or {})
         headers[HEADER_KEY] = task.key
         headers[HEADER_DOMAIN] = task.domain
         headers[HEADER_ENQUEUED] = task.job.enqueued_at
+        if lease_deadline is not None:
+            headers[HEADER_LEASE] = lease_deadline
         deadline = body.get("expires")
         if deadline is not None:
             # Passed on so a worker that receives it late drops it (Celery's own expiry).
@@ -289,10 +440,14 @@ class Dispatcher:
             dispatch = self.storage.dispatch(
                 domain, window=window, lease_timeout=self.config.lease_timeout
             )
-            if self.publish(dispatch):
-                published += 1
             if dispatch.task is None:
+                self.publish(dispatch)  # retires what expired
                 return published
+            if not self.publish(dispatch):
+                # Not published: the broker is down (the task went back to its backlog), so
+                # dispatching more now would only repeat the failure.
+                return published
+            published += 1
 
     def revoke(self, task_id: str) -> bool:
         """Withdraw a queued task and mark it REVOKED; False if it was not in a backlog."""

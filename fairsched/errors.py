@@ -8,9 +8,12 @@
     │   └── UnknownOption       option the policy does not take
     ├── ConfigurationError      bad settings or unsupported policy/storage pair (also ValueError)
     ├── SerializationError      arguments the chosen serializer cannot encode (also TypeError)
+    ├── PublishRefused          Celery or the broker refused a dispatched task's message; the
+    │                           task's result is FAILURE with this error and it never runs
     └── StorageError            the backend failed; .__cause__ holds the driver exception
-        ├── StorageUnavailable  connection refused or timed out; safe to retry
-        └── ScriptError         a Lua script returned an error; a bug, not an outage
+        ├── StorageUnavailable  unreachable, timed out, or refusing for now (out of memory,
+        │                       read-only replica, loading); safe to retry
+        └── ScriptError         a Lua script failed; a bug, not an outage
 
 Misuse errors are raised before anything is stored and are never retried.
 """
@@ -32,6 +35,7 @@ __all__ = [
     "InvalidJob",
     "InvalidWeight",
     "PolicyError",
+    "PublishRefused",
     "ScriptError",
     "SerializationError",
     "StorageError",
@@ -49,12 +53,17 @@ class SerializationError(FairschedError, TypeError):
     """Raised when task arguments cannot be encoded by the configured serializer."""
 
 
+class PublishRefused(FairschedError):
+    """Stored as the result of a task whose message Celery or the broker refused to send."""
+
+
 class StorageError(FairschedError):
     """Raised when the storage backend fails; `__cause__` holds the driver's exception."""
 
 
 class StorageUnavailable(StorageError):
-    """Raised when the backend cannot be reached after the configured retries."""
+    """Raised when the backend cannot be reached, times out, or refuses for now (out of
+    memory, a read-only replica, loading its data) after the configured retries."""
 
 
 class ScriptError(StorageError):

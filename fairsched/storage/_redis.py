@@ -85,6 +85,13 @@ _UNAVAILABLE = re.compile(
     r"(?:^|[\s-])(OOM|READONLY|LOADING|CLUSTERDOWN|MASTERDOWN|BUSY|TRYAGAIN|NOREPLICAS|MISCONF)\b"
 )
 
+#: Verbs whose first argument (the task id) is also the op token of the call (_core.lua).
+_TASK_VERBS = frozenset({"enqueue", "submit", "finish"})
+
+#: How many calls of unknown outcome are remembered; the oldest are forgotten (their leases
+#: then lapse and are reclaimed, as before this was remembered).
+_MAX_UNSETTLED = 10_000
+
 #: Error replies of our own scripts (see _core.lua and the verb headers).
 _DUPLICATE = "DUPLICATE"
 _NOINIT = "NOINIT"
@@ -229,6 +236,16 @@ def _hash_tag(domain: str) -> str:
     return domain.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
+def key_base(prefix: str, domain: str) -> str:
+    """The start of every Redis key of `domain`: `<prefix>{<domain>}:`, one hash tag."""
+    return f"{prefix}{{{_hash_tag(domain)}}}:"
+
+
+def standalone_script(name: str) -> str:
+    """The text of a script that runs on its own, without the core and a policy."""
+    return _source(name)
+
+
 def _policy(value: Any) -> Policy[Any]:
     return from_config(value)
 
@@ -282,6 +299,12 @@ class RedisStorage:
     _preamble: list[bytes] = field(factory=list, init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
     _known_domains: list[str] = field(factory=list, init=False, repr=False)
+    #: Task-verb calls whose outcome is unknown (see _run), oldest first.
+    _unsettled: dict[tuple[str, str, str | bytes], None] = field(
+        factory=dict, init=False, repr=False
+    )
+    #: Per domain, the op token of a dispatch whose outcome is unknown.
+    _unsettled_dispatch: dict[str, bytes] = field(factory=dict, init=False, repr=False)
     #: Weights set through this storage, written back after Redis lost its data.
     _set_here: dict[str, str] = field(factory=dict, init=False, repr=False)
 
@@ -394,7 +417,7 @@ class RedisStorage:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _base(self, domain: str) -> str:
-        return f"{self.prefix}{{{_hash_tag(domain)}}}:"
+        return key_base(self.prefix, domain)
 
     def _now(self, now: float | None) -> float:
         value = self.clock() if now is None else now
@@ -404,7 +427,7 @@ class RedisStorage:
             raise InvalidJob(f"now must be finite, got {value!r}")
         return float(value)
 
-    def _retry(self, what: str, call: Callable[[bool], Any]) -> Any:
+    def _retry(self, what: str, call: Callable[[bool], Any], repeat: bool = False) -> Any:
         """Run `call(repeat)`, retrying failures that may pass, with exponential back-off.
 
         Every call may be repeated: reads and settings are idempotent, and every script takes
@@ -416,7 +439,6 @@ class RedisStorage:
         import redis
 
         attempt = 0
-        repeat = False
         while True:
             try:
                 return call(repeat)
@@ -458,9 +480,25 @@ class RedisStorage:
         script = self._scripts[verb]
         keys = [self._base(domain)]
         head = self._preamble[0]
-        return self._retry(
-            verb, lambda repeat: script(keys=keys, args=[head, b"1" if repeat else b"0", *args])
-        )
+        # A call of a task verb whose outcome stayed unknown (every attempt failed, one may
+        # have run) is sent as a repeat the next time the same call is made, e.g. by a worker
+        # retrying a slot release: it then gets what the lost run leased.
+        call = (verb, domain, args[0]) if verb in _TASK_VERBS else None
+        try:
+            reply = self._retry(
+                verb,
+                lambda repeat: script(keys=keys, args=[head, b"1" if repeat else b"0", *args]),
+                repeat=call in self._unsettled,
+            )
+        except StorageUnavailable:
+            if call is not None:
+                self._unsettled[call] = None
+                while len(self._unsettled) > _MAX_UNSETTLED:
+                    del self._unsettled[next(iter(self._unsettled))]
+            raise
+        if call is not None:
+            self._unsettled.pop(call, None)
+        return reply
 
     def _write(self, verb: str, domain: str, *args: str | bytes) -> Any:
         """`_run` for a verb that stores tasks: registers the domain first, and again if its
@@ -589,10 +627,16 @@ class RedisStorage:
         check_dispatch_limits(window, lease_timeout)
         at = self._now(now)
         numbers = f"{_num(at)} {-1 if window is None else window} {_num(lease_timeout)}"
-        # A fresh token per call: a repeat after a lost reply gets the task the first run
-        # leased instead of leasing another.
-        op = os.urandom(9)
-        return _dispatch(domain, self._run("dispatch", domain, numbers, op))
+        # A token per call, so a repeat after a lost reply gets the task the first run leased
+        # instead of leasing another. A call that failed hands its token to the next dispatch
+        # in the domain, which then publishes what the lost run may have leased.
+        op = self._unsettled_dispatch.pop(domain, None) or os.urandom(9)
+        try:
+            reply = self._run("dispatch", domain, numbers, op)
+        except StorageUnavailable:
+            self._unsettled_dispatch[domain] = op
+            raise
+        return _dispatch(domain, reply)
 
     def submit(
         self,

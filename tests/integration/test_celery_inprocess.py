@@ -285,12 +285,12 @@ def test_bad_key_is_refused(storage_kind, request, probe):
 # -- leases -----------------------------------------------------------------------------------
 
 
-def test_failed_publish_leaves_the_task_leased_then_reclaimed(
+def test_failed_publish_returns_the_task_to_its_backlog_until_the_broker_is_back(
     storage_kind, request, probe, worker_of
 ):
     storage = make_storage(storage_kind, request)
     queue = f"q-{uuid.uuid4().hex[:8]}"
-    settings = {"window": 1, "lease_timeout": 0.5, "reclaim_interval": 0.1}
+    settings = {"window": 1, "lease_timeout": 300, "reclaim_interval": 0.1}
     # The producer's broker is unreachable: its publish fails after the slot was taken.
     broken = Celery("broken", broker="redis://127.0.0.1:1/0", backend="cache+memory://")
     broken.conf.update(
@@ -308,14 +308,98 @@ def test_failed_publish_leaves_the_task_leased_then_reclaimed(
 
     result = sleep_broken.lru_delay("alice", 0.0, value="survived")
     assert dispatcher_for(broken).stats["publish_failed"] == 1
-    assert storage.in_flight(queue) == 1  # leased, not lost
+    # Back at the head of its backlog, not holding the slot for the 300 s lease.
+    assert storage.in_flight(queue) == 0
+    assert [t.id for t in storage.get_tasks_by_lru_key("alice")] == [result.id]
     app, _ = build(storage_kind, request, probe, **settings)
     app.conf.task_default_queue = queue
     fairsched.configure(app=app, storage=storage)
+    started = time.monotonic()
     worker_of(app)
-    # The worker's timer reclaims the lapsed lease and publishes the task through a good broker.
+    # The worker's timer dispatches it again and publishes it through a good broker.
     assert app.AsyncResult(result.id).get(timeout=10) == "survived"
-    assert dispatcher_for(app).stats["reclaimed"] == 1
+    assert time.monotonic() - started < 5
+    assert dispatcher_for(app).stats["reclaimed"] == 0
+
+
+# -- tasks that can never be published --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"expires": time.time() * 1000}, InvalidJob, "past the year 9999"),
+        ({"serializer": "jsn"}, InvalidJob, "serializer='jsn' is not a registered"),
+        ({"compression": "zipp"}, InvalidJob, "compression='zipp'"),
+        ({"queue": 5}, InvalidJob, "queue= must be a queue name"),
+        ({"priority": 300}, InvalidJob, "priority= must be an int from 0 to 255"),
+        ({"routing_key": 7}, InvalidJob, "routing_key= must be a str"),
+        ({"time_limit": float("nan")}, InvalidJob, "time_limit= must be seconds"),
+        ({"headers": ["x"]}, InvalidJob, "headers= must be a mapping"),
+        ({"args": [b"raw bytes"], "serializer": "json"}, SerializationError, "json"),
+    ],
+    ids=lambda v: str(v)[:30],
+)
+def test_a_task_that_could_never_be_published_is_refused_at_submit(
+    storage_kind, request, options, error, match
+):
+    app = make_app(window=1, redis_serializer="msgpack")
+    storage = make_storage(storage_kind, request)
+    fairsched.configure(app=app, storage=storage)
+
+    @fairsched.lru_task(app, name="echo", shared=False)
+    def echo(*args: Any) -> Any:
+        return args
+
+    options = dict(options)
+    args = options.pop("args", ["ok"])
+    with pytest.raises(error, match=match):
+        echo.lru_apply_async("alice", args, **options)
+    assert storage.get_all_lru_keys() == []  # nothing stored
+    assert storage.in_flight(app.conf.task_default_queue) == 0
+
+
+class RefusingCelery(Celery):  # type: ignore[misc]
+    """A Celery app whose broker refuses messages of one task name for good (as a broker or
+    kombu does for an oversized or unroutable message): the error is not a connection error."""
+
+    refused = "poison"
+
+    def send_task(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == self.refused:
+            from kombu.exceptions import ContentDisallowed
+
+            raise ContentDisallowed("refused by the broker for good")
+        return super().send_task(name, *args, **kwargs)
+
+
+def test_a_task_refused_at_publish_fails_and_frees_its_slot(storage_kind, request, worker_of):
+    app = RefusingCelery(f"t{uuid.uuid4().hex[:8]}", broker="memory://", backend="cache+memory://")
+    app.conf.broker_transport_options = {"polling_interval": 0.005}
+    app.conf.task_default_queue = queue = f"q-{uuid.uuid4().hex[:8]}"
+    app.conf.fairsched = {"window": 1, "reclaim_interval": 0.1}
+    storage = make_storage(storage_kind, request)
+    fairsched.configure(app=app, storage=storage)
+
+    @fairsched.lru_task(app, name="poison", shared=False)
+    def poison() -> None:
+        raise AssertionError("never runs")
+
+    @fairsched.lru_task(app, name="fine", shared=False)
+    def fine(x: int) -> int:
+        return x
+
+    bad = [poison.lru_delay("alice") for _ in range(3)]
+    good = [fine.lru_delay("bob", i) for i in range(5)]
+    worker_of(app)
+    # With window 1, a poison task holding its slot would block everything behind it.
+    assert [r.get(timeout=10) for r in good] == list(range(5))
+    for result in bad:
+        with pytest.raises(fairsched.PublishRefused, match="ContentDisallowed"):
+            result.get(timeout=10)
+        assert result.state == "FAILURE"
+    assert dispatcher_for(app).stats["publish_refused"] == 3
+    assert storage.in_flight(queue) == 0
 
 
 # -- LRUTask hooks ----------------------------------------------------------------------------

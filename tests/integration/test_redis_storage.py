@@ -435,6 +435,48 @@ def test_an_enqueue_whose_reply_was_lost_is_not_a_duplicate(storage):
     assert storage.backlog_size("a") == 1
 
 
+class Outage:
+    """Stands in for one script during an outage: the first call runs but its reply is lost,
+    then every call fails until `over` is set."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls, self.over = real, 0, False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.over:
+            return self.real(*args, **kwargs)
+        if self.calls == 1:
+            self.real(*args, **kwargs)
+        raise redis.ConnectionError("Connection closed by server.")
+
+
+def test_a_finish_that_failed_is_repeated_as_such_the_next_time(storage):
+    for i in range(3):
+        storage.enqueue(task(f"t{i}", "a"), now=0.0)
+    storage.dispatch(now=1.0, window=1)
+    storage._scripts["finish"] = outage = Outage(storage._scripts["finish"])
+    with pytest.raises(StorageUnavailable):
+        storage.finish("t0", 0.5, now=2.0, window=1)
+    assert outage.calls == storage.max_retries + 1
+    outage.over = True
+    # The worker retries the release later: it gets the task the lost run leased.
+    assert storage.finish("t0", 0.5, now=3.0, window=1).task.id == "t1"
+    assert storage.in_flight() == 1 and storage.backlog_size("a") == 1
+
+
+def test_a_dispatch_that_failed_hands_its_lease_to_the_next_dispatch(storage):
+    for i in range(3):
+        storage.enqueue(task(f"t{i}", "a"), now=0.0)
+    storage._scripts["dispatch"] = outage = Outage(storage._scripts["dispatch"])
+    with pytest.raises(StorageUnavailable):
+        storage.dispatch(now=1.0)
+    outage.over = True
+    assert storage.dispatch(now=1.0).task.id == "t0"  # not stranded until its lease lapses
+    assert storage.in_flight() == 1
+    assert storage.dispatch(now=1.0).task.id == "t1"
+
+
 def test_op_entries_end_with_their_leases(storage, redis_client):
     for i in range(4):
         storage.submit(task(f"t{i}", "a"), now=0.0, window=2)

@@ -1,8 +1,11 @@
 """The Celery app the end-to-end tests run in real `celery worker` processes.
 
 Configured from the environment so each test session gets its own broker, Redis prefix and
-queue: FAIRSCHED_E2E_BROKER, FAIRSCHED_E2E_REDIS (storage and results), FAIRSCHED_E2E_PREFIX,
-FAIRSCHED_E2E_QUEUE and FAIRSCHED_E2E_SETTINGS (JSON merged into app.conf.fairsched).
+queue: FAIRSCHED_E2E_BROKER, FAIRSCHED_E2E_REDIS (results, and what the tasks record),
+FAIRSCHED_E2E_STORAGE (the fairsched storage; default: the same Redis), FAIRSCHED_E2E_PREFIX,
+FAIRSCHED_E2E_QUEUE and FAIRSCHED_E2E_SETTINGS (JSON merged into app.conf.fairsched). The
+reliability tests hurt the storage Redis, so it can be another server than the one the tasks
+record their runs in.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fairsched import LRUTask, lru_task
 
 BROKER = os.environ.get("FAIRSCHED_E2E_BROKER", "redis://127.0.0.1:6379/0")
 REDIS = os.environ.get("FAIRSCHED_E2E_REDIS", "redis://127.0.0.1:6379/0")
+STORAGE = os.environ.get("FAIRSCHED_E2E_STORAGE") or REDIS
 PREFIX = os.environ.get("FAIRSCHED_E2E_PREFIX", "fairsched-e2e:")
 QUEUE = os.environ.get("FAIRSCHED_E2E_QUEUE", "fairsched-e2e")
 
@@ -30,7 +34,7 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     fairsched={
-        "redis_url": REDIS,
+        "redis_url": STORAGE,
         "redis_prefix": PREFIX,
         **json.loads(os.environ.get("FAIRSCHED_E2E_SETTINGS", "{}")),
     },

@@ -27,10 +27,17 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 class Cluster:
     """Worker subprocesses sharing one broker, storage prefix and queue."""
 
-    def __init__(self, broker: str, redis_url: str, settings: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        broker: str,
+        redis_url: str,
+        settings: dict[str, Any] | None = None,
+        storage_url: str | None = None,
+    ):
         tag = uuid.uuid4().hex[:10]
         self.broker = broker
         self.redis_url = redis_url
+        self.storage_url = storage_url or redis_url
         self.prefix = f"fairsched-e2e:{tag}:"
         self.queue = f"fairsched-e2e-{tag}"
         self.settings = dict(settings or {})
@@ -39,6 +46,7 @@ class Cluster:
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             "FAIRSCHED_E2E_BROKER": broker,
             "FAIRSCHED_E2E_REDIS": redis_url,
+            "FAIRSCHED_E2E_STORAGE": storage_url or "",
             "FAIRSCHED_E2E_PREFIX": self.prefix,
             "FAIRSCHED_E2E_QUEUE": self.queue,
             "FAIRSCHED_E2E_SETTINGS": json.dumps(self.settings),
@@ -130,6 +138,15 @@ class Cluster:
         for key in self.client.scan_iter(match=f"{self.prefix}*", count=1000):
             self.client.delete(key)
         self.client.delete(self.queue)
+        if self.storage_url != self.redis_url:
+            import redis
+
+            # The storage server may be the one a test broke; it is the test's own either way.
+            with contextlib.suppress(redis.RedisError):
+                storage = redis.Redis.from_url(self.storage_url, socket_timeout=2)
+                for key in storage.scan_iter(match=f"{self.prefix}*", count=1000):
+                    storage.delete(key)
+                storage.close()
         if self.broker.startswith("amqp"):
             with self.app.connection_for_write() as conn:
                 channel = conn.default_channel

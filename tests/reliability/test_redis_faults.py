@@ -1,0 +1,223 @@
+"""What production does to the storage Redis, against real servers and real prefork workers.
+
+Each test starts its own storage redis-server (the one it hurts) beside the session's Redis,
+which carries the broker, the results and the record of every run, then counts every task
+by its unique token: accepted by the producer, run, lost, run twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import fairsched
+from fairsched import RedisStorage, StorageUnavailable
+from tests.e2e.cluster import Cluster
+from tests.reliability.harness import RedisServer, redis_servers, wait_for
+from tests.reliability.ledger import Ledger, report
+
+pytestmark = [pytest.mark.reliability, pytest.mark.redis, pytest.mark.timeout(300)]
+
+#: Dispatch must resume within this many seconds of the storage answering again, with the
+#: default lease_timeout (300 s): failed releases are retried, not left to their leases.
+RESUME_WITHIN = 5.0
+
+
+@pytest.fixture
+def storage_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    config = getattr(request, "param", {})
+    with redis_servers(config) as (server,):
+        yield server
+
+
+@pytest.fixture
+def make_cluster(redis_url: str, storage_server: RedisServer) -> Iterator[Any]:
+    made: list[Cluster] = []
+
+    def make(**settings: object) -> Cluster:
+        cluster = Cluster(redis_url, redis_url, dict(settings), storage_url=storage_server.url)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.close()
+
+
+def flood(ledger: Ledger, count: int, keys: int, seconds: float, tag: str) -> None:
+    for i in range(count):
+        ledger.submit(f"{tag}-k{i % keys}", f"{tag}-{i}", seconds)
+
+
+@pytest.mark.parametrize("storage_server", [{"appendonly": True}], indirect=True)
+def test_redis_killed_and_restarted_with_aof_loses_nothing_and_resumes_at_once(
+    make_cluster, storage_server
+):
+    cluster = make_cluster()
+    cluster.start("w1", pool="prefork", concurrency=2)
+    ledger = Ledger(cluster)
+    flood(ledger, 500, keys=20, seconds=0.02, tag="aof")
+    assert ledger.refused == []
+    wait_for("150 tasks started", lambda: len(cluster.started()) >= 150, timeout=60)
+    down_at = time.time()
+    storage_server.restart(down=1.0)
+    up_at = time.time()
+    ledger.wait_all_ran(timeout=90)
+    stall = ledger.longest_stall(down_at - 1, time.time())
+    counts = ledger.counts()
+    report(
+        "redis kill -9, AOF, restart after 1 s",
+        **counts,
+        down_s=round(up_at - down_at, 2),
+        longest_stall_s=round(stall, 2),
+    )
+    assert counts["lost"] == 0
+    assert counts["duplicated"] <= 4  # at most the window (2 x concurrency) in flight
+    assert stall <= (up_at - down_at) + RESUME_WITHIN
+
+
+def test_redis_restarted_empty_recovers_keys_weights_and_monitoring(make_cluster, storage_server):
+    cluster = make_cluster(weights={"vip": 3})
+    cluster.start("w1", pool="prefork", concurrency=2)
+    ledger = Ledger(cluster)
+    flood(ledger, 60, keys=3, seconds=0.2, tag="old")
+    wait_for("a few tasks started", lambda: len(cluster.started()) >= 4, timeout=30)
+    storage_server.restart(down=0.5, empty=True)  # no persistence: the backlog is gone
+    restarted = time.monotonic()
+
+    # New work is accepted and monitored again without restarting any process.
+    fairsched.set_weight(cluster.app, "runtime", 2.0)
+    for i in range(40):
+        ledger.submit("vip", f"vip-{i}", 0.01)
+        ledger.submit("bulk", f"bulk-{i}", 0.01)
+    storage = fairsched.dispatcher_for(cluster.app).storage
+    keys = set(storage.get_all_lru_keys())
+    recovered = time.monotonic() - restarted
+    new = [t for t in ledger.accepted if not t.startswith("old-")]
+    cluster.wait_started(new, timeout=60)
+
+    # The configured weight (3:1) holds again: the first 20 of the new tasks started after
+    # the window's first few are about three quarters vip.
+    started = cluster.started()
+    order = sorted(new, key=started.__getitem__)[4:24]
+    vip_share = sum(t.startswith("vip-") for t in order) / len(order)
+    weights = storage.client.hgetall(storage._base(cluster.queue) + "weights")
+    counts = ledger.counts()
+    lost_old = sum(1 for t in ledger.accepted if t.startswith("old-") and t not in started)
+    report(
+        "redis restarted empty (no persistence)",
+        **counts,
+        lost_of_backlog_at_restart=lost_old,
+        lost_of_new=counts["lost"] - lost_old,
+        recovered_s=round(recovered, 2),
+        vip_share=round(vip_share, 2),
+    )
+    assert {"vip", "bulk"} <= keys  # listed while backlogged
+    assert {k.decode(): float(v) for k, v in weights.items()} == {"vip": 3.0, "runtime": 2.0}
+    assert fairsched.dispatcher_for(cluster.app).storage.get_weight("runtime") == 2.0
+    assert counts["lost"] == lost_old  # only the backlog held at the restart is gone
+    assert vip_share >= 0.6
+    assert recovered < RESUME_WITHIN
+
+
+def test_debug_sleep_shorter_than_the_timeout_is_only_a_delay(make_cluster, storage_server):
+    cluster = make_cluster(redis_socket_timeout=1.0)
+    cluster.start("w1", pool="prefork", concurrency=2)
+    ledger = Ledger(cluster)
+    flood(ledger, 200, keys=10, seconds=0.01, tag="short")
+    wait_for("40 started", lambda: len(cluster.started()) >= 40, timeout=60)
+    storage_server.client().execute_command("DEBUG", "SLEEP", "0.5")
+    flood(ledger, 50, keys=10, seconds=0.01, tag="during")
+    ledger.wait_all_ran(timeout=60)
+    counts = ledger.counts()
+    report("DEBUG SLEEP 0.5 s, socket timeout 1 s", **counts)
+    assert counts["refused"] == 0
+    assert counts["lost"] == 0
+    assert counts["duplicated"] == 0
+
+
+def test_debug_sleep_longer_than_the_timeout_fails_fast_then_recovers(
+    make_cluster, storage_server
+):
+    cluster = make_cluster(redis_socket_timeout=0.5, redis_max_retries=1)
+    cluster.start("w1", pool="prefork", concurrency=2)
+    ledger = Ledger(cluster)
+    flood(ledger, 200, keys=10, seconds=0.01, tag="long")
+    wait_for("40 started", lambda: len(cluster.started()) >= 40, timeout=60)
+    sleeper = threading.Thread(
+        target=lambda: storage_server.client().execute_command("DEBUG", "SLEEP", "4")
+    )
+    sleeper.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    with pytest.raises(StorageUnavailable, match="Timeout"):
+        cluster.module.work.lru_delay("k", "refused-during-sleep", 0.0)
+    failed_after = time.monotonic() - began
+    sleeper.join()
+    woke = time.time()
+    ledger.wait_all_ran(timeout=60)
+    stall = ledger.longest_stall(woke - 5, time.time())
+    counts = ledger.counts()
+    report(
+        "DEBUG SLEEP 4 s, socket timeout 0.5 s, 1 retry",
+        **counts,
+        producer_error_after_s=round(failed_after, 2),
+        longest_stall_s=round(stall, 2),
+    )
+    # Bounded by (max_retries + 1) x socket_timeout plus the back-off, not by the sleep.
+    assert failed_after < 2 * 0.5 + 0.5
+    assert counts["lost"] == 0
+    assert counts["duplicated"] == 0
+    assert stall < 4 + RESUME_WITHIN
+
+
+def test_full_memory_refuses_producers_lets_workers_drain_then_runs_all(
+    make_cluster, storage_server
+):
+    cluster = make_cluster(window=4)
+    ledger = Ledger(cluster)
+    flood(ledger, 300, keys=10, seconds=0.0, tag="before")
+    admin = storage_server.client()
+    admin.config_set("maxmemory-policy", "noeviction")
+    used = int(admin.info("memory")["used_memory"])
+    dataset = int(admin.info("memory")["used_memory_dataset"])
+    # Full: used memory is above the limit, so every write that may grow memory is refused.
+    admin.config_set("maxmemory", used - 64 * 1024)
+    # Producers get a typed error naming the cause, and nothing is stored.
+    assert not ledger.submit("k0", "refused-when-full", 0.0)
+    assert "OOM" in ledger.errors[-1] or "maxmemory" in ledger.errors[-1]
+    # Workers drain everything accepted while memory is still full.
+    cluster.start("w1", pool="prefork", concurrency=2)
+    ledger.wait_all_ran(timeout=60)
+    drained = ledger.counts()
+    # Draining freed data (connections and loaded scripts of the new worker aside).
+    assert int(admin.info("memory")["used_memory_dataset"]) < dataset
+    admin.config_set("maxmemory", 0)  # memory raised
+    flood(ledger, 50, keys=10, seconds=0.0, tag="after")
+    ledger.wait_all_ran(timeout=60)
+    counts = ledger.counts()
+    report("maxmemory reached, noeviction", **counts, drained_while_full=drained["ran"])
+    assert drained["lost"] == 0 and drained["ran"] == 300
+    assert "refused-when-full" not in cluster.runs()  # refused means not stored
+    assert counts["lost"] == 0
+    assert counts["duplicated"] == 0
+
+
+def test_a_hung_redis_surfaces_within_the_configured_timeout(storage_server):
+    storage = RedisStorage.from_url(storage_server.url, socket_timeout=0.3, max_retries=2)
+    sleeper = threading.Thread(
+        target=lambda: storage_server.client().execute_command("DEBUG", "SLEEP", "3")
+    )
+    sleeper.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        storage.in_flight("celery")
+    took = time.monotonic() - began
+    sleeper.join()
+    storage.close()
+    assert took < 3 * 0.3 + 0.5  # (max_retries + 1) x socket_timeout, plus back-off

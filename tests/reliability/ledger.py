@@ -4,6 +4,7 @@ twice; and the figures the docs' reliability table is made from."""
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import time
@@ -54,7 +55,7 @@ class Ledger:
     def longest_stall(self, after: float, before: float) -> float:
         """The longest time between two task starts in [after, before] (wall clock)."""
         starts = sorted(t for t in self.cluster.started().values() if after <= t <= before)
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
         return max(gaps, default=0.0)
 
 

@@ -140,9 +140,7 @@ def test_debug_sleep_shorter_than_the_timeout_is_only_a_delay(make_cluster, stor
     assert counts["duplicated"] == 0
 
 
-def test_debug_sleep_longer_than_the_timeout_fails_fast_then_recovers(
-    make_cluster, storage_server
-):
+def test_debug_sleep_longer_than_the_timeout_fails_fast_then_recovers(make_cluster, storage_server):
     cluster = make_cluster(redis_socket_timeout=0.5, redis_max_retries=1)
     cluster.start("w1", pool="prefork", concurrency=2)
     ledger = Ledger(cluster)

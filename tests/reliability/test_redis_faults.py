@@ -17,7 +17,7 @@ import pytest
 import fairsched
 from fairsched import RedisStorage, StorageUnavailable
 from tests.e2e.cluster import Cluster
-from tests.reliability.harness import RedisServer, redis_servers, wait_for
+from tests.reliability.harness import RedisServer, TcpProxy, redis_servers, wait_for
 from tests.reliability.ledger import Ledger, report
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis, pytest.mark.timeout(300)]
@@ -219,3 +219,50 @@ def test_a_hung_redis_surfaces_within_the_configured_timeout(storage_server):
     sleeper.join()
     storage.close()
     assert took < 3 * 0.3 + 0.5  # (max_retries + 1) x socket_timeout, plus back-off
+
+
+def test_primary_failover_keeps_every_acknowledged_task(redis_url):
+    """A coordinated failover (Redis's FAILOVER: writes paused until the replica caught up,
+    then the roles swap), clients reaching the primary through an address that is moved to
+    the new primary afterwards, as a virtual IP or DNS name is. Until it moves, the old
+    primary answers READONLY, which the storage treats as "not now" and retries."""
+    with redis_servers({}) as (primary,):
+        replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()
+        proxy = TcpProxy(primary.port)
+        cluster = Cluster(redis_url, redis_url, {}, storage_url=proxy.url)
+        try:
+            wait_for(
+                "replica in sync",
+                lambda: replica.client().info("replication")["master_link_status"] == "up",
+            )
+            cluster.start("w1", pool="prefork", concurrency=2)
+            ledger = Ledger(cluster)
+            flood(ledger, 400, keys=20, seconds=0.02, tag="fo")
+            wait_for("100 started", lambda: len(cluster.started()) >= 100, timeout=60)
+            began = time.time()
+            primary.client().execute_command("FAILOVER", "TIMEOUT", "5000")
+            wait_for(
+                "replica promoted",
+                lambda: replica.client().info("replication")["role"] == "master",
+                timeout=10,
+            )
+            time.sleep(0.5)  # the address moves a little later, as DNS or a VIP does
+            proxy.switch(replica.port)
+            moved = time.time()
+            flood(ledger, 50, keys=20, seconds=0.02, tag="after")
+            ledger.wait_all_ran(timeout=90)
+            stall = ledger.longest_stall(began - 1, time.time())
+            counts = ledger.counts()
+            report(
+                "primary failover (FAILOVER, address moved 0.5 s later)",
+                **counts,
+                address_moved_after_s=round(moved - began, 2),
+                longest_stall_s=round(stall, 2),
+            )
+            assert counts["lost"] == 0
+            assert counts["duplicated"] <= 4
+            assert stall <= (moved - began) + RESUME_WITHIN
+        finally:
+            cluster.close()
+            proxy.close()
+            replica.stop()

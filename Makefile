@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck imports unit bench clean
+.PHONY: setup demo test lint typecheck imports unit reliability reliability-long soak bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: lint typecheck imports  ## everything CI runs: lint, types, layering, all 
 
 unit: $(STAMP)  ## the fast part: no network
 	$(BIN)/pytest tests/unit tests/property -q $(PYTEST_ARGS)
+
+reliability: $(STAMP)  ## the fault tests (also part of `make test`), figures printed
+	$(BIN)/pytest tests/reliability -s -q $(PYTEST_ARGS)
+
+reliability-long: $(STAMP)  ## the fault tests with their long variants (5,000 tasks, many kills)
+	FAIRSCHED_LONG=1 $(BIN)/pytest tests/reliability -s -q $(PYTEST_ARGS)
+
+soak: $(STAMP)  ## a steady mixed load for 5 minutes: throughput, memory, p99 wait over time
+	$(BIN)/python benchmarks/soak.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/policies.py

@@ -92,6 +92,15 @@ _TASK_VERBS = frozenset({"enqueue", "submit", "finish"})
 #: then lapse and are reclaimed, as before this was remembered).
 _MAX_UNSETTLED = 10_000
 
+#: redis-py's classes for some of those replies, by name (not all exist in every version).
+_UNAVAILABLE_CLASSES = (
+    ("OutOfMemoryError", "OOM"),
+    ("ReadOnlyError", "READONLY"),
+    ("ClusterDownError", "CLUSTERDOWN"),
+    ("TryAgainError", "TRYAGAIN"),
+    ("MasterDownError", "MASTERDOWN"),
+)
+
 #: Error replies of our own scripts (see _core.lua and the verb headers).
 _DUPLICATE = "DUPLICATE"
 _NOINIT = "NOINIT"
@@ -469,8 +478,12 @@ class RedisStorage:
             return InvalidJob("task id is already queued or leased in its domain")
         if text.startswith(_NOINIT):
             return _Unregistered(text)
-        if isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)):
-            return StorageUnavailable(f"Redis refused {what}: {text}")
+        for name, code in _UNAVAILABLE_CLASSES:
+            # redis-py strips the code from the message of the errors it has a class for;
+            # which classes exist depends on its version.
+            cls = getattr(redis.exceptions, name, None)
+            if cls is not None and isinstance(exc, cls):
+                return StorageUnavailable(f"Redis refused {what} ({code}): {text}")
         found = _UNAVAILABLE.search(text)
         if found:
             return StorageUnavailable(f"Redis refused {what} ({found.group(1)}): {text}")

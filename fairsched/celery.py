@@ -595,6 +595,7 @@ class DispatcherStep(bootsteps.StartStopStep):  # type: ignore[misc]
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        _releaser.drain()  # releases of this process still being retried get a last try
         try:
             self.dispatcher.workers.leave(self.worker_name, self.domains)
         except Exception:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-#: Real public traces, in the `shared/` folder that lies beside the repository.
-TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+#: Real public traces shipped in the repository (data/traces, CC-BY 4.0; see its LICENSE).
+TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"
 
 
 def in_ci() -> bool:
@@ -136,8 +136,7 @@ def rabbitmq_url() -> str | None:
 
 
 def real_trace(relative: str) -> Path:
-    """Path of a trace under ../shared/traces; skip (fail under CI=true) if it is missing."""
+    """Path of a trace under data/traces (part of the repository, so never missing)."""
     path = TRACES / relative
-    if not path.is_file():
-        unavailable(f"real trace {path} is missing (expected ../shared/traces beside the repo)")
+    assert path.is_file(), f"real trace {path} is missing from the repository"
     return path

@@ -1,0 +1,38 @@
+"""The wheel built from a clean copy of the tree holds what an installed fairsched needs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Not part of a clean tree: local environments, caches and build output.
+LOCAL = shutil.ignore_patterns(
+    ".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"
+)
+
+
+@pytest.mark.timeout(300)
+def test_the_wheel_ships_every_lua_script_and_the_type_markers(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=LOCAL)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(tree)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "is absent from the `packages` configuration" not in done.stderr
+    (wheel,) = tmp_path.glob("fairsched-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    scripts = {p.name for p in (ROOT / "fairsched" / "storage" / "lua").glob("*.lua")}
+    shipped = {Path(n).name for n in names if n.startswith("fairsched/storage/lua/")}
+    assert scripts and scripts <= shipped
+    for package in ("policies", "simulator", "fairsched"):
+        assert f"{package}/py.typed" in names

@@ -13,15 +13,57 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from attrs import frozen
 from tqdm import tqdm
 
-__all__ = ["DemoResult", "demo", "percentile", "run_demo"]
+from ._urls import MASK, redact_url
+from .errors import ConfigurationError, FairschedError, StorageUnavailable
+
+__all__ = ["LIMITS", "DemoResult", "demo", "percentile", "run_demo"]
+
+#: The accepted range of each demo size (times in milliseconds): wide enough for any
+#: demonstration, narrow enough that a typo cannot start a run of hours or fill memory.
+LIMITS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        "bulk": (0, 100_000),
+        "interactive": (1, 10_000),
+        "service_ms": (0, 10_000),
+        "gap_ms": (0, 10_000),
+        "concurrency": (1, 64),
+    }
+)
+_WHOLE = ("bulk", "interactive", "concurrency")
+
+
+def _check_sizes(sizes: Mapping[str, object]) -> None:
+    """Raise `ConfigurationError` naming the first size outside its `LIMITS` range."""
+    for name, value in sizes.items():
+        low, high = LIMITS[name]
+        kinds = int if name in _WHOLE else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            # `not low <= value <= high` also refuses nan.
+            raise ConfigurationError(f"{name} must be between {low} and {high}, got {value!r}")
+
+
+def _scrub(text: str, url: str | None) -> str:
+    """`text` with `url` redacted, and its password masked wherever else it appears."""
+    if not url:
+        return text
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+        # A lone user-info is read as a password by some clients; redact_url masks it too.
+        secret = parts.password if parts.password is not None else parts.username
+    except ValueError:
+        return text
+    return text.replace(secret, MASK) if secret else text
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -87,6 +129,14 @@ def _demo_app(redis_url: str | None, concurrency: int) -> Iterator[tuple[Any, An
         storage = RedisStorage.from_url(
             redis_url, prefix=f"fairsched-demo:{uuid.uuid4().hex[:8]}:", policy="weighted_lru"
         )
+        try:
+            storage.domains()  # fail now, before a worker starts, if Redis cannot be reached
+        except StorageUnavailable as exc:
+            storage.close()
+            message = _scrub(str(exc), redis_url)
+            raise StorageUnavailable(
+                f"cannot reach Redis at {redact_url(redis_url)}: {message}"
+            ) from None
     configure(app=app, storage=storage, heartbeat_interval=0.5, reclaim_interval=0.2)
     run = _Run({}, [0], threading.Lock())
 
@@ -179,7 +229,21 @@ def run_demo(
     redis_url: str | None = None,
     progress: bool = True,
 ) -> tuple[DemoResult, DemoResult]:
-    """Run the workload with plain `delay`, then with `lru_delay`; return both results."""
+    """Run the workload with plain `delay`, then with `lru_delay`; return both results.
+
+    Raises:
+        ConfigurationError: a size is outside its `LIMITS` range.
+        StorageUnavailable: `redis_url` cannot be reached (the message hides its password).
+    """
+    _check_sizes(
+        {
+            "bulk": bulk,
+            "interactive": interactive,
+            "service_ms": service_ms,
+            "gap_ms": gap_ms,
+            "concurrency": concurrency,
+        }
+    )
     results = []
     with _demo_app(redis_url, concurrency) as (_, work, run):
         for mode in ("plain", "fair"):
@@ -198,16 +262,59 @@ def run_demo(
     return results[0], results[1]
 
 
+def _number(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    # FloatRange lets nan through (every comparison with nan is false).
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of milliseconds, got nan")
+    return value
+
+
+def _whole(name: str) -> click.IntRange:
+    return click.IntRange(*LIMITS[name])
+
+
+def _millis(name: str) -> click.FloatRange:
+    return click.FloatRange(*LIMITS[name])
+
+
 @click.command("demo")
-@click.option("--bulk", default=300, show_default=True, help="Tasks the bulk key floods in.")
 @click.option(
-    "--interactive", default=20, show_default=True, help="Tasks the interactive key trickles in."
+    "--bulk",
+    type=_whole("bulk"),
+    default=300,
+    show_default=True,
+    help="Tasks the bulk key floods in.",
 )
-@click.option("--service-ms", default=20.0, show_default=True, help="Run time of each task.")
 @click.option(
-    "--gap-ms", default=100.0, show_default=True, help="Time between interactive submissions."
+    "--interactive",
+    type=_whole("interactive"),
+    default=20,
+    show_default=True,
+    help="Tasks the interactive key trickles in.",
 )
-@click.option("--concurrency", default=2, show_default=True, help="Worker threads.")
+@click.option(
+    "--service-ms",
+    type=_millis("service_ms"),
+    callback=_number,
+    default=20.0,
+    show_default=True,
+    help="Run time of each task.",
+)
+@click.option(
+    "--gap-ms",
+    type=_millis("gap_ms"),
+    callback=_number,
+    default=100.0,
+    show_default=True,
+    help="Time between interactive submissions.",
+)
+@click.option(
+    "--concurrency",
+    type=_whole("concurrency"),
+    default=2,
+    show_default=True,
+    help="Worker threads.",
+)
 @click.option(
     "--redis",
     "redis_url",
@@ -226,18 +333,21 @@ def demo(
     as_json: bool,
 ) -> None:
     """Flood one key, trickle another: interactive waits with delay vs lru_delay."""
-    if bulk < 0 or interactive < 1 or service_ms < 0 or gap_ms < 0 or concurrency < 1:
-        raise click.BadParameter("sizes must be >= 0 (interactive and concurrency >= 1)")
-    where = f"Redis at {redis_url}" if redis_url else "in-memory broker and MemoryStorage"
+    where = (
+        f"Redis at {redact_url(redis_url)}" if redis_url else "in-memory broker and MemoryStorage"
+    )
     if not as_json:
         click.echo(
             f"fairsched demo: {bulk} bulk tasks of {service_ms:g} ms at once, then "
             f"{interactive} interactive tasks one per {gap_ms:g} ms; {concurrency} worker "
             f"threads; {where}."
         )
-    plain, fair = run_demo(
-        bulk, interactive, service_ms, gap_ms, concurrency, redis_url, progress=not as_json
-    )
+    try:
+        plain, fair = run_demo(
+            bulk, interactive, service_ms, gap_ms, concurrency, redis_url, progress=not as_json
+        )
+    except (FairschedError, RuntimeError) as exc:  # RuntimeError: the worker did not start
+        raise click.ClickException(_scrub(str(exc), redis_url)) from None
     a, b = plain.summary(), fair.summary()
     if as_json:
         click.echo(json.dumps({"plain": a, "fair": b}))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,10 +40,18 @@ COLUMNS = (
 )
 
 
-def _window(value: str | None) -> float | None:
+#: Most workers a run may model: the engine keeps a slot per worker, and a typo of a billion
+#: would fill memory before the first event.
+MAX_WORKERS = 1_000_000
+
+#: Spellings of an unbounded --window.
+_UNBOUNDED = ("inf", "+inf", "infinity", "+infinity", "unbounded")
+
+
+def _window(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
-    if value.strip().lower() in ("inf", "infinity", "unbounded"):
+    if value.strip().lower() in _UNBOUNDED:
         return math.inf
     try:
         window = int(value)
@@ -49,7 +59,27 @@ def _window(value: str | None) -> float | None:
         raise click.BadParameter(f"expected a whole number or 'inf', got {value!r}") from None
     if window < 1:
         raise click.BadParameter(f"must be >= 1, got {window}")
+    if window > 2**53:  # beyond exact floats; no trace needs more in flight than 'inf' gives
+        raise click.BadParameter("too large; use 'inf' for no limit")
     return float(window)
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    # FloatRange lets nan through (every comparison with nan is false).
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of seconds, got nan")
+    return value
+
+
+def _check_plot_target(plot: Path) -> None:
+    """Refuse a --plot path that cannot be written, before any simulation runs."""
+    folder = plot.parent
+    if not folder.is_dir():
+        raise click.ClickException(f"--plot: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise click.ClickException(f"--plot: folder {str(folder)!r} is not writable")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException("--plot needs matplotlib: pip install 'fairsched[sim]'")
 
 
 def _count_rows(path: Path) -> int | None:
@@ -105,11 +135,14 @@ def _table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     help="Policy to run (repeatable), e.g. drr:quantum=2; 'fifo' is the plain FIFO baseline. "
     f"Default: {', '.join(DEFAULT_POLICIES)}.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True
+)
 @click.option(
     "--window",
     default=None,
     metavar="W|inf",
+    callback=_window,
     help="Tasks in flight at once (default: --workers, as fairsched runs; inf = all to broker).",
 )
 @click.option(
@@ -123,6 +156,7 @@ def _table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 @click.option(
     "--starvation",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_seconds,
     default=60.0,
     show_default=True,
     help="Seconds a backlogged key may go unserved before it counts as starved.",
@@ -132,7 +166,7 @@ def simulate(
     trace: Path,
     policies: tuple[str, ...],
     workers: int,
-    window: str | None,
+    window: float | None,
     fmt: str,
     plot: Path | None,
     starvation: float,
@@ -145,7 +179,6 @@ def simulate(
     """
     import simulator
 
-    limit = _window(window)
     specs = policies or DEFAULT_POLICIES
     try:
         configs = {spec: (None if spec == "fifo" else parse_spec(spec)) for spec in specs}
@@ -155,6 +188,8 @@ def simulate(
     source = simulator.TraceFile(trace)
     if not trace.is_file():
         raise click.ClickException(f"trace {str(trace)!r}: no such file")
+    if plot is not None:
+        _check_plot_target(plot)
     show = progress
     if show is None:
         show = trace.stat().st_size > PROGRESS_BYTES and sys.stderr.isatty()
@@ -167,7 +202,7 @@ def simulate(
                 source,
                 policy,
                 workers=workers,
-                window=limit,
+                window=window,
                 starvation_after=starvation,
                 name=label,
                 progress=None if bar is None else _advance(bar),
@@ -192,7 +227,10 @@ def simulate(
         payload = [{"label": label, **{k: _plain(v) for k, v in s.items()}} for label, s in rows]
         click.echo(json.dumps(payload, indent=2))
     if plot is not None:
-        simulator.save_comparison_plot(results, plot)
+        try:
+            simulator.save_comparison_plot(results, plot)
+        except OSError as exc:
+            raise click.ClickException(f"--plot: cannot write {str(plot)!r}: {exc}") from None
         click.echo(f"plot written to {plot}", err=True)
 
 

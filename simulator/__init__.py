@@ -16,12 +16,23 @@ from ._api import PolicyLike, TraceLike, compare, simulate
 from ._engine import FINISH, SimJob, Simulation, as_policy
 from ._metrics import FairnessPoint, KeyStats, Record, RunResult, jain
 from ._plot import plot_fairness, plot_wait_cdfs, save_comparison_plot
-from ._trace import COLUMNS, Row, Trace, TraceError, TraceFile, write_trace
+from ._trace import (
+    COLUMNS,
+    MAX_KEY_BYTES,
+    MAX_LINE_BYTES,
+    Row,
+    Trace,
+    TraceError,
+    TraceFile,
+    write_trace,
+)
 from ._workloads import SERVICE_KINDS, diurnal, flood, merge, poisson, service_sampler, sybil
 
 __all__ = [
     "COLUMNS",
     "FINISH",
+    "MAX_KEY_BYTES",
+    "MAX_LINE_BYTES",
     "SERVICE_KINDS",
     "FairnessPoint",
     "KeyStats",

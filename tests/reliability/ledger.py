@@ -52,6 +52,15 @@ class Ledger:
             "duplicated": sum(n - 1 for t, n in runs.items() if n > 1),
         }
 
+    def settle(self, name: str, fault_at: float, timeout: float, **figures: Any) -> dict[str, Any]:
+        """Wait until every accepted task ran, then report the counts and the longest stall
+        since the fault (wall clock `fault_at`); return them."""
+        self.wait_all_ran(timeout=timeout)
+        stall = self.longest_stall(fault_at - 1, time.time())
+        counts: dict[str, Any] = {**self.counts(), **figures, "longest_stall_s": round(stall, 2)}
+        report(name, **counts)
+        return counts
+
     def longest_stall(self, after: float, before: float) -> float:
         """The longest time between two task starts in [after, before] (wall clock)."""
         starts = sorted(t for t in self.cluster.started().values() if after <= t <= before)

@@ -66,18 +66,12 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing_and_resumes_at_once(
     down_at = time.time()
     storage_server.restart(down=1.0)
     up_at = time.time()
-    ledger.wait_all_ran(timeout=90)
-    stall = ledger.longest_stall(down_at - 1, time.time())
-    counts = ledger.counts()
-    report(
-        "redis kill -9, AOF, restart after 1 s",
-        **counts,
-        down_s=round(up_at - down_at, 2),
-        longest_stall_s=round(stall, 2),
+    counts = ledger.settle(
+        "redis kill -9, AOF, restart after 1 s", down_at, 90, down_s=round(up_at - down_at, 2)
     )
     assert counts["lost"] == 0
     assert counts["duplicated"] <= 4  # at most the window (2 x concurrency) in flight
-    assert stall <= (up_at - down_at) + RESUME_WITHIN
+    assert counts["longest_stall_s"] <= (up_at - down_at) + RESUME_WITHIN
 
 
 def test_redis_restarted_empty_recovers_keys_weights_and_monitoring(make_cluster, storage_server):
@@ -156,21 +150,17 @@ def test_debug_sleep_longer_than_the_timeout_fails_fast_then_recovers(make_clust
         cluster.module.work.lru_delay("k", "refused-during-sleep", 0.0)
     failed_after = time.monotonic() - began
     sleeper.join()
-    woke = time.time()
-    ledger.wait_all_ran(timeout=60)
-    stall = ledger.longest_stall(woke - 5, time.time())
-    counts = ledger.counts()
-    report(
+    counts = ledger.settle(
         "DEBUG SLEEP 4 s, socket timeout 0.5 s, 1 retry",
-        **counts,
+        time.time() - 5,
+        60,
         producer_error_after_s=round(failed_after, 2),
-        longest_stall_s=round(stall, 2),
     )
     # Bounded by (max_retries + 1) x socket_timeout plus the back-off, not by the sleep.
     assert failed_after < 2 * 0.5 + 0.5
     assert counts["lost"] == 0
     assert counts["duplicated"] == 0
-    assert stall < 4 + RESUME_WITHIN
+    assert counts["longest_stall_s"] < 4 + RESUME_WITHIN
 
 
 def test_full_memory_refuses_producers_lets_workers_drain_then_runs_all(
@@ -250,18 +240,15 @@ def test_primary_failover_keeps_every_acknowledged_task(redis_url):
             proxy.switch(replica.port)
             moved = time.time()
             flood(ledger, 50, keys=20, seconds=0.02, tag="after")
-            ledger.wait_all_ran(timeout=90)
-            stall = ledger.longest_stall(began - 1, time.time())
-            counts = ledger.counts()
-            report(
+            counts = ledger.settle(
                 "primary failover (FAILOVER, address moved 0.5 s later)",
-                **counts,
+                began,
+                90,
                 address_moved_after_s=round(moved - began, 2),
-                longest_stall_s=round(stall, 2),
             )
             assert counts["lost"] == 0
             assert counts["duplicated"] <= 4
-            assert stall <= (moved - began) + RESUME_WITHIN
+            assert counts["longest_stall_s"] <= (moved - began) + RESUME_WITHIN
         finally:
             cluster.close()
             proxy.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import socket
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from policies import InvalidJob, Job
 
 from ._workers import WorkerRegistry
 from .config import FairschedConfig
-from .errors import PublishRefused
+from .errors import PublishRefused, StorageError
 from .serializers import Serializer, get_serializer
 from .storage import Clock, Dispatch, Storage, Task
 
@@ -316,14 +315,14 @@ class Dispatcher:
         than Celery or the broker refusing this message."""
         from kombu.exceptions import OperationalError
 
-        if isinstance(exc, (OperationalError, ConnectionError, TimeoutError, socket.timeout)):
+        if isinstance(exc, (OperationalError, ConnectionError, TimeoutError)):
             return True
         try:
-            connection = self.app.connection_for_write()
-            recoverable = (
-                *connection.recoverable_connection_errors,
-                *connection.recoverable_channel_errors,
-            )
+            with self.app.connection_for_write() as connection:  # not connected: no I/O
+                recoverable = (
+                    *connection.recoverable_connection_errors,
+                    *connection.recoverable_channel_errors,
+                )
         except Exception:  # the transport cannot even be loaded: not a passing outage
             return False
         return isinstance(exc, recoverable)
@@ -365,12 +364,18 @@ class Dispatcher:
                 backend.mark_as_failure(task.id, reason)
             except Exception:
                 logger.warning("cannot store FAILURE for task %s", task.id, exc_info=True)
-        return self.storage.finish(
-            task.id,
-            None,
-            window=self.window(task.domain),
-            lease_timeout=self.config.lease_timeout,
-        )
+        try:
+            return self.storage.finish(
+                task.id,
+                None,
+                window=self.window(task.domain),
+                lease_timeout=self.config.lease_timeout,
+            )
+        except StorageError:
+            # The task is FAILURE already; its slot comes back when the lease lapses (and a
+            # reclaimed copy is refused again the same way).
+            logger.warning("freeing the slot of refused task %s failed", task.id, exc_info=True)
+            return Dispatch(None)
 
     def _send(self, task: Task, lease_deadline: float | None) -> None:
         body = self.serializer.loads(task.payload)

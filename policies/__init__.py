@@ -8,10 +8,12 @@
 ['bulk', 'ui', 'bulk']
 """
 
+from ._backlog import Backlog
 from ._drr import DeficitRoundRobin, DrrState
 from ._errors import (
     FairschedError,
     InvalidJob,
+    InvalidTime,
     InvalidWeight,
     PolicyError,
     UnknownOption,
@@ -30,8 +32,8 @@ from ._job import (
     check_weights,
 )
 from ._lru import LruState, PureLru
-from ._protocol import Policy
-from ._queue import Backlog, FairQueue, Pick
+from ._protocol import DefaultHooks, Policy
+from ._queue import FairQueue, Pick
 from ._registry import (
     ENTRY_POINT_GROUP,
     POLICIES,
@@ -50,6 +52,7 @@ __all__ = [
     "MIN_WEIGHT",
     "POLICIES",
     "Backlog",
+    "DefaultHooks",
     "DeficitRoundRobin",
     "DrrState",
     "ExpiryAware",
@@ -57,6 +60,7 @@ __all__ = [
     "FairQueue",
     "FairschedError",
     "InvalidJob",
+    "InvalidTime",
     "InvalidWeight",
     "Job",
     "LruState",

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 from attrs import define, field, frozen
 
+from ._backlog import Backlog
 from ._job import Job
 from ._options import frozen_weights, positive, unit_interval
-from ._queue import Backlog
 
 
 @define

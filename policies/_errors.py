@@ -6,7 +6,8 @@ nothing of ours; `fairsched.errors` re-exports it and hangs the runtime errors b
     FairschedError
     └── PolicyError            bad input to a policy or the fair queue (also ValueError)
         ├── InvalidJob         empty, non-string or over-long key; bad cost, deadline or id
-        ├── InvalidWeight      weight not a finite number > 0
+        ├── InvalidWeight      weight not a number in [MIN_WEIGHT, MAX_WEIGHT]
+        ├── InvalidTime        a time (`now`) that is not a finite number
         ├── UnknownPolicy      name not in the registry (also LookupError)
         └── UnknownOption      option the named policy does not take
 """
@@ -27,7 +28,11 @@ class InvalidJob(PolicyError):
 
 
 class InvalidWeight(PolicyError):
-    """Raised when a weight is not a finite number greater than 0."""
+    """Raised when a weight is not a number within [MIN_WEIGHT, MAX_WEIGHT]."""
+
+
+class InvalidTime(PolicyError):
+    """Raised when a time passed in (`now`) is not a finite number."""
 
 
 class UnknownPolicy(PolicyError, LookupError):

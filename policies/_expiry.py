@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from attrs import define, field, frozen
 
+from ._backlog import Backlog
+from ._errors import PolicyError
 from ._job import Job
+from ._lru import PureLru
 from ._options import non_negative
 from ._protocol import Policy
-from ._queue import Backlog
 
 
 @define
@@ -24,11 +27,12 @@ class ExpiryAwareState:
     heads: list[tuple[float, int, int, str, Job]] = field(factory=list)
 
 
-def _inner_policy(value: Any) -> Policy[Any]:
-    # Imported late: the registry imports this module.
-    from ._registry import from_config
-
-    return value if hasattr(value, "new_state") else from_config(value)
+def _check_inner(instance: Any, attribute: Any, value: Any) -> None:
+    if not (hasattr(value, "new_state") and hasattr(value, "pick")):
+        raise PolicyError(
+            f"inner must be a policy, got {type(value).__name__}; configuration names "
+            "(inner='drr') are built by from_config"
+        )
 
 
 @frozen
@@ -43,13 +47,13 @@ class ExpiryAware:
     """
 
     name: ClassVar[str] = "expiry_aware"
-    inner: Policy[Any] = field(factory=lambda: _inner_policy("lru"), converter=_inner_policy)
+    inner: Policy[Any] = field(factory=PureLru, validator=_check_inner)
     slack: float = field(default=1.0, validator=non_negative)
 
     @property
-    def weights(self) -> Any:
+    def weights(self) -> Mapping[str, float]:
         """The inner policy's configured weights."""
-        return getattr(self.inner, "weights", {})
+        return self.inner.weights
 
     def new_state(self, backlog: Backlog) -> ExpiryAwareState:
         return ExpiryAwareState(backlog, self.inner.new_state(backlog))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from attrs import frozen
 
-from ._errors import InvalidJob, InvalidWeight
+from ._errors import InvalidJob, InvalidTime, InvalidWeight
+from ._numbers import check_number
 
 #: Longest key accepted, in UTF-8 bytes. Keys name Redis members and log lines; a bound keeps
 #: a runaway caller from storing megabyte keys.
@@ -53,14 +53,7 @@ def check_weight(weight: object, key: str | None = None) -> float:
     """Return `weight` as a float if it lies in [MIN_WEIGHT, MAX_WEIGHT], else raise
     `InvalidWeight`."""
     where = f" for key {key!r}" if key is not None else ""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise InvalidWeight(f"weight{where} must be a number, got {type(weight).__name__}")
-    value = float(weight)
-    if not MIN_WEIGHT <= value <= MAX_WEIGHT:  # also refuses nan
-        raise InvalidWeight(
-            f"weight{where} must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, got {weight!r}"
-        )
-    return value
+    return check_number(weight, f"weight{where}", InvalidWeight, low=MIN_WEIGHT, high=MAX_WEIGHT)
 
 
 def check_weights(weights: Mapping[str, object]) -> dict[str, float]:
@@ -70,13 +63,9 @@ def check_weights(weights: Mapping[str, object]) -> dict[str, float]:
     return {check_key(k): check_weight(w, k) for k, w in weights.items()}
 
 
-def _check_time(name: str, value: object, job_id: str, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidJob(f"job {job_id!r}: {name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise InvalidJob(f"job {job_id!r}: {name} must be finite, got {value!r}")
+def check_time(now: object) -> float:
+    """Return `now` (seconds) as a float, or raise `InvalidTime`."""
+    return check_number(now, "now", InvalidTime)
 
 
 def check_job(job: Job) -> Job:
@@ -84,18 +73,15 @@ def check_job(job: Job) -> Job:
     if not isinstance(job.id, str) or not job.id:
         raise InvalidJob(f"job id must be a non-empty str, got {job.id!r}")
     check_key(job.key)
-    _check_time("enqueued_at", job.enqueued_at, job.id, allow_none=False)
-    _check_time("deadline", job.deadline, job.id, allow_none=True)
-    _check_time("cost", job.cost, job.id, allow_none=True)
-    if job.cost is not None and job.cost < 0:
-        raise InvalidJob(f"job {job.id!r}: cost must be >= 0, got {job.cost!r}")
+    where = f"job {job.id!r}:"
+    check_number(job.enqueued_at, f"{where} enqueued_at", InvalidJob)
+    if job.deadline is not None:
+        check_number(job.deadline, f"{where} deadline", InvalidJob)
+    if job.cost is not None:
+        check_number(job.cost, f"{where} cost", InvalidJob, low=0)
     return job
 
 
 def check_runtime(runtime: object) -> float:
     """Return `runtime` (seconds) as a float if it is finite and >= 0, else raise `InvalidJob`."""
-    if isinstance(runtime, bool) or not isinstance(runtime, (int, float)):
-        raise InvalidJob(f"runtime must be a number, got {type(runtime).__name__}")
-    if not math.isfinite(runtime) or runtime < 0:
-        raise InvalidJob(f"runtime must be finite and >= 0, got {runtime!r}")
-    return float(runtime)
+    return check_number(runtime, "runtime", InvalidJob, low=0)

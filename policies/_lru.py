@@ -8,8 +8,9 @@ from typing import ClassVar
 
 from attrs import define, field, frozen
 
+from ._backlog import Backlog
 from ._job import Job
-from ._queue import Backlog
+from ._protocol import DefaultHooks
 
 #: Rank offset that puts never-served keys (ranked by first enqueue) before every served key
 #: (ranked by dispatch counter). 2**52 keeps ranks exact as doubles, as the Redis twin needs.
@@ -33,7 +34,7 @@ class LruState:
 
 
 @frozen
-class PureLru:
+class PureLru(DefaultHooks):
     """Serve the backlogged key whose last dispatch is oldest; never-served keys first.
 
     Recency is the order of dispatches, not a timestamp, so two keys served at the same instant
@@ -83,15 +84,3 @@ class PureLru:
         state.last_served[key] = counter
         if key in state.backlog.queues:
             state.served.append((counter, key))
-
-    def on_head_change(self, state: LruState, key: str, now: float) -> None:
-        pass
-
-    def on_deactivate(self, state: LruState, key: str, now: float) -> None:
-        pass
-
-    def on_complete(self, state: LruState, job: Job, runtime: float) -> None:
-        pass
-
-    def on_weight_change(self, state: LruState, key: str, now: float) -> None:
-        pass

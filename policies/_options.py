@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from ._errors import PolicyError
 from ._job import check_weights
+from ._numbers import check_number
 
 
 def positive(instance: Any, attribute: Any, value: Any) -> None:
     """attrs validator: `value` is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PolicyError(f"{attribute.name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise PolicyError(f"{attribute.name} must be finite and > 0, got {value!r}")
+    check_number(value, attribute.name, PolicyError, low=0, low_open=True)
 
 
 def non_negative(instance: Any, attribute: Any, value: Any) -> None:
     """attrs validator: `value` is a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PolicyError(f"{attribute.name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise PolicyError(f"{attribute.name} must be finite and >= 0, got {value!r}")
+    check_number(value, attribute.name, PolicyError, low=0)
 
 
 def unit_interval(instance: Any, attribute: Any, value: Any) -> None:
     """attrs validator: `value` is a number in (0, 1]."""
-    positive(instance, attribute, value)
-    if value > 1:
-        raise PolicyError(f"{attribute.name} must be in (0, 1], got {value!r}")
+    check_number(value, attribute.name, PolicyError, low=0, low_open=True, high=1)
 
 
 def frozen_weights(weights: Mapping[str, float] | None) -> Mapping[str, float]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from ._backlog import Backlog
 from ._job import Job
-
-if TYPE_CHECKING:
-    from ._queue import Backlog
 
 StateT = TypeVar("StateT")
 
@@ -28,6 +28,11 @@ class Policy(Protocol[StateT]):
     """
 
     name: ClassVar[str]
+
+    @property
+    def weights(self) -> Mapping[str, float]:
+        """Weights configured on the policy itself (key -> weight); empty if it takes none."""
+        ...
 
     def new_state(self, backlog: Backlog) -> StateT:
         """A fresh state reading `backlog` (the queue's live backlogs)."""
@@ -60,3 +65,34 @@ class Policy(Protocol[StateT]):
     def on_weight_change(self, state: StateT, key: str, now: float) -> None:
         """The weight of the backlogged `key` changed."""
         ...
+
+
+#: The weights of a policy that takes none.
+NO_WEIGHTS: Mapping[str, float] = MappingProxyType({})
+
+
+class DefaultHooks:
+    """The hooks most policies leave alone, as no-ops, and no configured weights.
+
+    A policy class may inherit this and define only the hooks it needs; the `Policy` protocol
+    is what the fair queue and the storages rely on, not this class.
+    """
+
+    __slots__ = ()
+
+    @property
+    def weights(self) -> Mapping[str, float]:
+        """No weights of its own (the keys' weights still come from the backlog)."""
+        return NO_WEIGHTS
+
+    def on_head_change(self, state: Any, key: str, now: float) -> None:
+        """Nothing to do when a head changes without a dispatch."""
+
+    def on_deactivate(self, state: Any, key: str, now: float) -> None:
+        """Nothing to do when a key's last job is withdrawn."""
+
+    def on_complete(self, state: Any, job: Job, runtime: float) -> None:
+        """Run times are not used."""
+
+    def on_weight_change(self, state: Any, key: str, now: float) -> None:
+        """Weights are read when they are needed; nothing to redo."""

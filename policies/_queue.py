@@ -1,9 +1,8 @@
 """Per-key backlogs and the fair queue that drives a policy over them.
 
-`Backlog` holds what every policy shares: a FIFO of job records per key, the order in which
-keys were first seen (the tie-break), the weights, and a heap of deadlines. `FairQueue` owns one
-backlog and one policy state and keeps both in step, so FIFO order, conservation and expiry hold
-the same way for every policy; a policy only says which key goes next.
+`FairQueue` owns one `Backlog` (the per-key FIFOs every policy reads) and one policy state and
+keeps both in step, so FIFO order, conservation and expiry hold the same way for every policy;
+a policy only says which key goes next.
 """
 
 from __future__ import annotations
@@ -15,52 +14,10 @@ from typing import Any
 
 from attrs import define, field, frozen
 
+from ._backlog import Backlog
 from ._errors import InvalidJob
 from ._job import Job, check_job, check_key, check_runtime, check_weight, check_weights
 from ._protocol import Policy
-
-
-@define
-class Backlog:
-    """The per-key FIFO backlogs a policy state reads (never writes).
-
-    Invariants: `queues` holds only keys with at least one live job, and the head of each queue
-    is live (withdrawn jobs deeper in a queue are skipped lazily, counted in `sizes` already).
-    """
-
-    queues: dict[str, deque[Job]] = field(factory=dict)
-    sizes: dict[str, int] = field(factory=dict)
-    #: Order of first enqueue per key: the tie-break every policy uses. Never forgotten, so a
-    #: key that comes back keeps its place.
-    first_seen: dict[str, int] = field(factory=dict)
-    weights: dict[str, float] = field(factory=dict)
-    #: Live jobs by id, for revoke and for spotting a duplicate id.
-    jobs: dict[str, Job] = field(factory=dict)
-    #: Identities (`id(job)`) of withdrawn jobs still sitting inside a queue. Identity, not the
-    #: job id, since an id may be queued again while its withdrawn entry is still in a queue;
-    #: the queue keeps the object alive until the entry is dropped, so the identity is unique.
-    withdrawn: set[int] = field(factory=set)
-    #: (deadline, seq, job) of jobs with a deadline; an entry whose job is no longer queued is
-    #: skipped. The job itself, not its id, marks the entry: an id may be queued again.
-    deadlines: list[tuple[float, int, Job]] = field(factory=list)
-    _seq: int = 0
-
-    def head(self, key: str) -> Job:
-        """The next job of a backlogged `key` (KeyError if it has none)."""
-        return self.queues[key][0]
-
-    def weight(self, key: str) -> float:
-        """The weight of `key` (1.0 unless set)."""
-        return self.weights.get(key, 1.0)
-
-    def is_backlogged(self, key: str) -> bool:
-        """Whether `key` has at least one job waiting."""
-        return key in self.queues
-
-    def next_seq(self) -> int:
-        """A number larger than any handed out before (orders simultaneous events)."""
-        self._seq += 1
-        return self._seq
 
 
 @frozen
@@ -86,7 +43,7 @@ class FairQueue:
     last_used: dict[str, float] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        for key, weight in getattr(self.policy, "weights", {}).items():
+        for key, weight in self.policy.weights.items():
             self.backlog.weights[check_key(key)] = check_weight(weight, key)
         if self.state is None:
             self.state = self.policy.new_state(self.backlog)

@@ -96,6 +96,9 @@ def from_config(config: str | Mapping[str, Any] | Policy[Any]) -> Policy[Any]:
             f"policy {name!r} has no option {', '.join(map(repr, unknown))}; "
             f"valid options: {', '.join(valid) or '(none)'}"
         )
+    inner = options.get("inner")
+    if inner is not None and not hasattr(inner, "new_state"):
+        options["inner"] = from_config(inner)  # a wrapper's inner policy, by name or mapping
     try:
         policy: Policy[Any] = cls(**options)
     except PolicyError as exc:

@@ -9,9 +9,10 @@ from typing import ClassVar
 
 from attrs import define, field, frozen
 
+from ._backlog import Backlog
 from ._job import Job
 from ._options import frozen_weights
-from ._queue import Backlog
+from ._protocol import DefaultHooks
 
 
 @define
@@ -25,7 +26,7 @@ class WeightedLruState:
 
 
 @frozen
-class WeightedLru:
+class WeightedLru(DefaultHooks):
     """Give each backlogged key a share of dispatches proportional to its weight.
 
     Start-time fair queuing (Goyal et al., 1996) with every task counted as one unit: a key's
@@ -89,15 +90,3 @@ class WeightedLru:
                 heapq.heapreplace(heap, entry)  # one sift instead of a push and a later pop
             else:
                 heapq.heappush(heap, entry)
-
-    def on_head_change(self, state: WeightedLruState, key: str, now: float) -> None:
-        pass
-
-    def on_deactivate(self, state: WeightedLruState, key: str, now: float) -> None:
-        pass
-
-    def on_complete(self, state: WeightedLruState, job: Job, runtime: float) -> None:
-        pass
-
-    def on_weight_change(self, state: WeightedLruState, key: str, now: float) -> None:
-        pass

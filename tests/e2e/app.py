@@ -54,7 +54,7 @@ def _ready(sender: Any = None, **_: Any) -> None:
     mark("ready", str(getattr(sender, "hostname", "")))
 
 
-@lru_task(app, name="e2e.work", bind=True)
+@lru_task(app, name="e2e.work", bind=True, shared=False)
 def work(self: Any, token: str, seconds: float = 0.0) -> str:
     """Record when this task started (and that it ran), then sleep."""
     _client.hsetnx(f"{PREFIX}e2e:started", token, repr(time.time()))
@@ -64,17 +64,17 @@ def work(self: Any, token: str, seconds: float = 0.0) -> str:
     return token
 
 
-@lru_task(app, name="e2e.add")
+@lru_task(app, name="e2e.add", shared=False)
 def add(x: int, y: int) -> int:
     return x + y
 
 
-@lru_task(app, name="e2e.boom")
+@lru_task(app, name="e2e.boom", shared=False)
 def boom(message: str) -> None:
     raise ValueError(message)
 
 
-@lru_task(app, name="e2e.noop", ignore_result=True)
+@lru_task(app, name="e2e.noop", ignore_result=True, shared=False)
 def noop() -> None:
     """Does nothing: for throughput measurements."""
 
@@ -89,7 +89,7 @@ class Hooked(LRUTask):
         super().on_failure(exc, task_id, args, kwargs, einfo)
 
 
-@lru_task(app, name="e2e.hooked", base=Hooked)
+@lru_task(app, name="e2e.hooked", base=Hooked, shared=False)
 def hooked(x: int, fail: bool = False) -> int:
     if fail:
         raise RuntimeError("requested failure")

@@ -76,7 +76,7 @@ def test_key_of_exactly_the_limit_is_accepted():
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("cost", -0.1, "cost must be >= 0"),
+        ("cost", -0.1, "cost must be finite and >= 0"),
         ("cost", math.nan, "cost must be finite"),
         ("cost", "1", "cost must be a number"),
         ("deadline", math.inf, "deadline must be finite"),
@@ -144,7 +144,7 @@ def test_memory_storage_refuses_bad_input_and_stores_nothing():
         storage.enqueue(Task(Job("t1", "b"), b"y"), now=0.0)
     with pytest.raises(InvalidJob, match="key must not be empty"):
         storage.enqueue(Task(Job("t2", ""), b"y"), now=0.0)
-    with pytest.raises(InvalidJob, match="cost must be >= 0"):
+    with pytest.raises(InvalidJob, match="cost must be finite and >= 0"):
         storage.submit(Task(Job("t3", "b", cost=-1.0), b"y"), now=0.0)
     with pytest.raises(InvalidJob, match="key"):
         storage.enqueue(Task(Job("t4", "b"), b"y", domain=""), now=0.0)

@@ -70,7 +70,7 @@ def fill(storage: RedisStorage, tasks: Iterable[Task], total: int, label: str) -
             storage.enqueue(task)  # registers the domain, loads the script
             first = False
             continue
-        args = [*storage._preamble, *storage._task_args(task, repr(time.time()))]
+        args = [storage._preamble, b"0", *storage._task_args(task, repr(time.time()))]
         script(keys=[storage._base(task.domain)], args=args, client=pipe)
         if n % 2000 == 0:
             pipe.execute()
@@ -136,13 +136,13 @@ def memory_figures(client: redis.Redis, policy: str, n: int) -> dict[str, float]
 
     idle = RedisStorage(client, prefix=f"idle-{uuid.uuid4().hex[:8]}:", policy=policy)
     idle.enqueue(new_task("warm"))
-    idle.finish(idle.dispatch().task.id)  # type: ignore[union-attr]
+    idle.finish(idle.dispatch().task.id, "celery")  # type: ignore[union-attr]
     before = used_memory(client)
     keys = n // 10
     for i in range(keys):
         idle.enqueue(new_task(f"idle-{i}"))
         got = idle.dispatch().task
-        idle.complete(got.id, runtime=0.01)  # type: ignore[union-attr]
+        idle.complete(got.id, "celery", runtime=0.01)  # type: ignore[union-attr]
     per_key = (used_memory(client) - before) / keys
     idle.purge()
 

@@ -22,8 +22,7 @@ from .errors import (
     UnknownPolicy,
 )
 from .serializers import SerializerType
-from .storage import DEFAULT_DOMAIN, Dispatch, MemoryStorage, Storage, Task
-from .storage._redis import RedisStorage
+from .storage import DEFAULT_DOMAIN, Dispatch, MemoryStorage, RedisStorage, Storage, Task
 
 __version__ = "0.1.0"
 
@@ -53,6 +52,9 @@ __all__ = [
     "__version__",
     "configure",
     "dispatcher_for",
+    "get_all_lru_keys",
+    "get_last_used_times",
+    "get_tasks_by_lru_key",
     "lru_task",
     "revoke",
     "set_weight",
@@ -60,7 +62,17 @@ __all__ = [
 
 #: Celery names, imported on first use so `import fairsched` works without Celery installed.
 _CELERY_NAMES = frozenset(
-    {"LRUTask", "configure", "dispatcher_for", "lru_task", "revoke", "set_weight"}
+    {
+        "LRUTask",
+        "configure",
+        "dispatcher_for",
+        "get_all_lru_keys",
+        "get_last_used_times",
+        "get_tasks_by_lru_key",
+        "lru_task",
+        "revoke",
+        "set_weight",
+    }
 )
 
 

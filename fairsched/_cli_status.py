@@ -39,7 +39,7 @@ def status(ctx: click.Context, app_name: str | None, limit: int, as_json: bool) 
     storage = dispatcher.storage
     queues = {str(app.conf.task_default_queue)}
     queues.update(str(q.name) for q in (app.conf.task_queues or ()))
-    last = storage.get_last_used_times()
+    last = storage.last_dispatched()
     keys: list[dict[str, Any]] = [
         {
             "key": key,
@@ -47,7 +47,7 @@ def status(ctx: click.Context, app_name: str | None, limit: int, as_json: bool) 
             "weight": storage.get_weight(key),
             "last_dispatch": last.get(key),
         }
-        for key in storage.get_all_lru_keys()
+        for key in storage.keys()
     ]
     keys.sort(key=lambda row: (-row["backlog"], row["key"]))
     domains = [

@@ -20,7 +20,8 @@ from typing import Any, Literal
 import attrs
 from attrs import field, frozen
 
-from policies import PolicyError, check_weights, from_config
+from policies import DEFAULT_POLICY, PolicyError, from_config
+from policies._job import check_weights
 
 from ._urls import RedactedURL
 from .errors import ConfigurationError
@@ -128,7 +129,7 @@ class FairschedConfig:
     """
 
     #: Policy name, or mapping `{"policy": NAME, **options}` (see `fairsched policies`).
-    policy: Any = field(default="weighted_lru", converter=_policy, validator=_check_policy)
+    policy: Any = field(default=DEFAULT_POLICY, converter=_policy, validator=_check_policy)
     #: Key weights applied to the storage at configure time (kept there until changed).
     weights: Mapping[str, float] = field(factory=dict, converter=_weights)
     window: int | Literal["auto"] = field(default="auto", validator=_check_window)

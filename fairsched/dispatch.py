@@ -14,21 +14,28 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from attrs import define, field
 
-from policies import InvalidJob, Job
+from policies import Job
 
-from ._workers import WorkerRegistry
+from ._options import check_options, deadline_of
 from .config import FairschedConfig
 from .errors import PublishRefused, StorageError
 from .serializers import Serializer, get_serializer
-from .storage import Clock, Dispatch, Storage, Task
+from .storage import Clock, Dispatch, Storage, Task, WorkerRegistry
 
-__all__ = ["HEADER_DOMAIN", "HEADER_ENQUEUED", "HEADER_KEY", "HEADER_LEASE", "Dispatcher"]
+__all__ = [
+    "HEADER_DOMAIN",
+    "HEADER_ENQUEUED",
+    "HEADER_KEY",
+    "HEADER_LEASE",
+    "Dispatcher",
+    "deadline_of",
+]
 
 logger = logging.getLogger("fairsched.dispatch")
 
@@ -43,107 +50,6 @@ HEADER_LEASE = "fairsched_lease"
 #: Payload format version, so a future change can still read queued tasks.
 PAYLOAD_VERSION = 1
 
-#: apply_async options refused by lru_apply_async, with the reason shown to the caller.
-REFUSED_OPTIONS = {
-    "countdown": "a delayed task would hold a dispatch slot (or jump the fair queue) while "
-    "it waits",
-    "eta": "a delayed task would hold a dispatch slot (or jump the fair queue) while it waits",
-}
-
-
-def deadline_of(expires: Any, now: float, utc: bool = True) -> float | None:
-    """Absolute expiry time (seconds since the epoch) of an `expires=` value.
-
-    Accepts seconds from `now`, a `timedelta`, or a `datetime` (naive ones are UTC when `utc`,
-    as Celery's `enable_utc`, else local time).
-
-    Raises:
-        InvalidJob: the value is none of those, or not finite.
-    """
-    if expires is None:
-        return None
-    if isinstance(expires, timedelta):
-        return now + expires.total_seconds()
-    if isinstance(expires, datetime):
-        if expires.tzinfo is None and utc:
-            expires = expires.replace(tzinfo=timezone.utc)
-        return float(expires.timestamp())
-    if isinstance(expires, (int, float)) and not isinstance(expires, bool):
-        if not math.isfinite(expires):
-            raise InvalidJob(f"expires must be finite, got {expires!r}")
-        deadline = now + float(expires)
-        try:
-            # Celery sends the deadline as a datetime: one it cannot represent would fail at
-            # every publish, so it is refused here, before anything is stored.
-            datetime.fromtimestamp(deadline, timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            raise InvalidJob(
-                f"expires={expires!r} seconds from now is past the year 9999; expires is "
-                "seconds from now (not a timestamp, nor milliseconds), a timedelta or a datetime"
-            ) from None
-        return deadline
-    raise InvalidJob(
-        f"expires must be seconds, a timedelta or a datetime, got {type(expires).__name__}"
-    )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_seconds(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-#: apply_async options whose value can be checked before the task is stored: a bad one would
-#: make every publish of the task fail. (name, check, what it must be)
-CHECKED_OPTIONS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ("queue", lambda v: (isinstance(v, str) and v != "") or _named(v), "a queue name or Queue"),
-    ("exchange", lambda v: isinstance(v, str) or _named(v), "an exchange name or Exchange"),
-    ("routing_key", lambda v: isinstance(v, str), "a str"),
-    ("priority", lambda v: _is_int(v) and 0 <= v <= 255, "an int from 0 to 255"),
-    ("headers", lambda v: isinstance(v, Mapping), "a mapping"),
-    ("time_limit", lambda v: _is_seconds(v) and v > 0, "seconds > 0"),
-    ("soft_time_limit", lambda v: _is_seconds(v) and v > 0, "seconds > 0"),
-    ("task_id", lambda v: isinstance(v, str) and v != "", "a non-empty str"),
-    ("shadow", lambda v: isinstance(v, str), "a str"),
-    ("ignore_result", lambda v: isinstance(v, bool), "True or False"),
-)
-
-
-def _named(value: Any) -> bool:
-    # kombu's Queue and Exchange; not imported here so this module does not need kombu.
-    return isinstance(getattr(value, "name", None), str) and bool(value.name)
-
-
-def check_options(options: Mapping[str, Any]) -> None:
-    """Raise `InvalidJob` for an apply_async option that would make every publish fail: a
-    value of the wrong type, or a serializer or compression kombu does not know."""
-    for name, ok, expected in CHECKED_OPTIONS:
-        value = options.get(name)
-        if value is not None and not ok(value):
-            raise InvalidJob(f"option {name}= must be {expected}, got {value!r}")
-    serializer = options.get("serializer")
-    if serializer is not None:
-        from kombu.serialization import registry
-
-        if serializer not in registry._encoders:  # the registry has no public lookup
-            raise InvalidJob(
-                f"option serializer={serializer!r} is not a registered kombu serializer; "
-                f"known: {', '.join(sorted(registry._encoders))}"
-            )
-    compression = options.get("compression")
-    if compression is not None:
-        from kombu import compression as codecs
-
-        try:
-            codecs.get_encoder(compression)  # type: ignore[no-untyped-call]
-        except (KeyError, TypeError):
-            raise InvalidJob(
-                f"option compression={compression!r} is not a known compression; "
-                f"known: {', '.join(sorted(codecs.encoders()))}"  # type: ignore[no-untyped-call]
-            ) from None
-
 
 @define
 class Dispatcher:
@@ -156,14 +62,20 @@ class Dispatcher:
     app: Any
     storage: Storage
     config: FairschedConfig
-    serializer: Serializer
-    workers: WorkerRegistry
     clock: Clock = time.time
-    #: Counters: submitted, dispatched, published, publish_failed, expired, revoked,
-    #: reclaimed, finished. Kept when `metrics_enabled`.
+    #: The storage's registry of live workers (heartbeats), for `window="auto"`.
+    workers: WorkerRegistry = field(init=False)
+    #: The storage's payload serializer.
+    serializer: Serializer = field(init=False)
+    #: Counters: submitted, dispatched, published, publish_failed, publish_refused, expired,
+    #: revoked, reclaimed, finished. Kept when `metrics_enabled`.
     stats: collections.Counter[str] = field(factory=collections.Counter, init=False)
     _windows: dict[str, tuple[float, int]] = field(factory=dict, init=False)
     _lock: threading.Lock = field(factory=threading.Lock, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.workers = self.storage.workers()
+        self.serializer = self.storage.serializer
 
     # -- sizing -------------------------------------------------------------------------------
 
@@ -233,16 +145,7 @@ class Dispatcher:
             SerializationError: an argument or option cannot be encoded; nothing was stored.
             StorageError: the storage failed; nothing was stored.
         """
-        options = dict(options or {})
-        for option, why in REFUSED_OPTIONS.items():
-            if options.get(option) is not None:
-                raise InvalidJob(
-                    f"lru_apply_async does not take {option}=: {why}. Call apply_async for a "
-                    f"delayed call outside fair scheduling, or submit later (e.g. from a task "
-                    f"scheduled with {option}=)."
-                )
-            options.pop(option, None)
-        check_options(options)
+        options = check_options(options or {})
         args = list(args or ())
         kwargs = dict(kwargs or {})
         task_id = str(options.pop("task_id", None) or uuid.uuid4())
@@ -367,6 +270,7 @@ class Dispatcher:
         try:
             return self.storage.finish(
                 task.id,
+                task.domain,
                 None,
                 window=self.window(task.domain),
                 lease_timeout=self.config.lease_timeout,
@@ -421,6 +325,7 @@ class Dispatcher:
         """Release the slot of a finished task and publish the task dispatched in its place."""
         dispatch = self.storage.finish(
             task_id,
+            domain,
             runtime,
             window=self.window(domain),
             lease_timeout=self.config.lease_timeout,
@@ -454,9 +359,17 @@ class Dispatcher:
                 return published
             published += 1
 
-    def revoke(self, task_id: str) -> bool:
-        """Withdraw a queued task and mark it REVOKED; False if it was not in a backlog."""
-        task = self.storage.revoke(task_id)
+    def revoke(self, task_id: str, domain: str | None = None) -> bool:
+        """Withdraw a queued task and mark it REVOKED; False if it was not in a backlog.
+
+        With its `domain` (queue) it is one storage call; without, each domain the storage
+        knows is asked in turn (the caller of `fairsched.revoke` may not know the queue).
+        """
+        domains = [domain] if domain is not None else self.storage.domains()
+        task = next(
+            (found for d in domains if (found := self.storage.revoke(task_id, d)) is not None),
+            None,
+        )
         if task is None:
             return False
         self._count("revoked")

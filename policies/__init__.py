@@ -25,16 +25,12 @@ from ._job import (
     MAX_WEIGHT,
     MIN_WEIGHT,
     Job,
-    check_job,
-    check_key,
-    check_runtime,
-    check_weight,
-    check_weights,
 )
 from ._lru import LruState, PureLru
 from ._protocol import DefaultHooks, Policy
 from ._queue import FairQueue, Pick
 from ._registry import (
+    DEFAULT_POLICY,
     ENTRY_POINT_GROUP,
     POLICIES,
     available,
@@ -46,6 +42,7 @@ from ._registry import (
 from ._weighted import WeightedLru, WeightedLruState
 
 __all__ = [
+    "DEFAULT_POLICY",
     "ENTRY_POINT_GROUP",
     "MAX_KEY_BYTES",
     "MAX_WEIGHT",
@@ -73,11 +70,6 @@ __all__ = [
     "WeightedLru",
     "WeightedLruState",
     "available",
-    "check_job",
-    "check_key",
-    "check_runtime",
-    "check_weight",
-    "check_weights",
     "from_config",
     "option_names",
     "parse_spec",

@@ -62,6 +62,10 @@ def option_names(cls: type[Any]) -> list[str]:
     return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+#: The policy used when none is configured, everywhere (storages, simulator, configuration).
+DEFAULT_POLICY = "weighted_lru"
+
+
 def from_config(config: str | Mapping[str, Any] | Policy[Any]) -> Policy[Any]:
     """Build a policy from a name or a mapping `{"policy": NAME, **options}`.
 

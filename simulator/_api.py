@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from policies import Policy
+from policies import DEFAULT_POLICY, Policy
 
 from ._engine import Progress, Simulation, as_policy
 from ._metrics import RunResult
@@ -39,7 +39,7 @@ def _default_step(source: Any) -> float:
 
 def simulate(
     trace: TraceLike,
-    policy: PolicyLike = "lru",
+    policy: PolicyLike = DEFAULT_POLICY,
     *,
     workers: int = 1,
     window: float | None = None,

@@ -41,10 +41,9 @@ from policies import (
     Policy,
     PureLru,
     WeightedLru,
-    check_key,
-    check_weight,
     from_config,
 )
+from policies._job import check_key, check_weight
 
 from ._metrics import (
     INV_LOG_GAMMA,
@@ -146,7 +145,7 @@ class _Run:
         queue: FairQueue | None = None
         state: Any = None
         if policy is not None:
-            for key, weight in getattr(policy, "weights", {}).items():
+            for key, weight in policy.weights.items():
                 backlog.weights[check_key(key)] = check_weight(weight, key)
             if self.use_queue:
                 queue = FairQueue(policy, backlog)
@@ -280,7 +279,7 @@ class _Run:
                     picked = q_dispatch(now).job  # type: ignore[assignment]
                 else:
                     sole = sole_pick and len(queues) == 1
-                    key = next(iter(queues)) if sole else pick(state, now)  # type: ignore[misc]
+                    key = next(iter(queues)) if sole else pick(state, now)  # type: ignore[misc,assignment]
                     if key is None:
                         picked = None
                     else:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
 
-from policies import Job
+from policies import Job, Policy
+from policies._numbers import check_number
 
 from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..serializers import Serializer
 
 #: The domain (Celery queue) tasks fall in when none is named: Celery's default queue.
 DEFAULT_DOMAIN = "celery"
@@ -24,23 +27,14 @@ Clock = Callable[[], float]
 def check_positive(name: str, value: object) -> float:
     """`value` as a float, or `ConfigurationError` naming `name` unless it is a finite
     number > 0 (bools are not numbers here)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
+    return check_number(value, name, ConfigurationError, low=0, low_open=True)
 
 
 def check_dispatch_limits(window: object, lease_timeout: object) -> None:
     """Raise `ConfigurationError` unless `window` is None or an int >= 0 and `lease_timeout`
     is a finite number of seconds > 0."""
-    if window is not None and (
-        isinstance(window, bool) or not isinstance(window, int) or window < 0
-    ):
-        raise ConfigurationError(f"window must be None or an int >= 0, got {window!r}")
+    if window is not None:
+        check_number(window, "window", ConfigurationError, low=0, integer=True)
     check_positive("lease_timeout", lease_timeout)
 
 
@@ -75,15 +69,62 @@ class Dispatch:
     lease_deadline: float | None = None
 
 
+class WorkerRegistry(Protocol):
+    """Live workers and their concurrency, per domain."""
+
+    def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
+        """Record that `worker` is alive for `ttl` seconds, serving `domains`."""
+        ...
+
+    def leave(self, worker: str, domains: Iterable[str]) -> None:
+        """Forget `worker` at once (a clean shutdown)."""
+        ...
+
+    def concurrency(self, domain: str) -> int:
+        """Total concurrency of the live workers serving `domain` (0 if none)."""
+        ...
+
+
 class Storage(Protocol):
     """Per-key backlogs, the policy's state and in-flight leases, changed by atomic verbs.
 
     Times are seconds; `now=None` reads the storage's clock. Every verb is atomic: concurrent
-    callers never see a half-done step, and a task is dispatched at most once per lease.
+    callers never see a half-done step, and a task is dispatched at most once per lease. Every
+    verb that names a task also names its domain, so it is one atomic call, never a search;
+    an id is unique within its domain. The same inputs give the same results and the same
+    errors on every backend (`tests/property/test_redis_differential.py` holds them to it).
     """
 
+    @property
+    def policy(self) -> Policy[Any]:
+        """The policy this storage runs."""
+        ...
+
+    @property
+    def serializer(self) -> Serializer:
+        """How task payloads are encoded before they are stored."""
+        ...
+
+    def workers(self) -> WorkerRegistry:
+        """The registry of live workers per domain (heartbeats), for `window="auto"`."""
+        ...
+
+    def reopen(self) -> None:
+        """Drop connections inherited across a fork; the next call opens fresh ones."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (the storage's data stays where it is)."""
+        ...
+
+    # -- verbs ----------------------------------------------------------------------------------
+
     def enqueue(self, task: Task, now: float | None = None) -> None:
-        """Append `task` to its key's backlog in its domain."""
+        """Append `task` to its key's backlog in its domain.
+
+        Raises:
+            InvalidJob: a field is invalid, or the id is queued or leased in the domain.
+        """
         ...
 
     def dispatch(
@@ -115,16 +156,21 @@ class Storage(Protocol):
     def finish(
         self,
         task_id: str,
+        domain: str,
         runtime: float | None = None,
         now: float | None = None,
         window: int | None = None,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
-        """`complete` then `dispatch` in the finished task's domain, as one atomic step."""
+        """`complete` then `dispatch` in `domain`, as one atomic step."""
         ...
 
     def complete(
-        self, task_id: str, runtime: float | None = None, now: float | None = None
+        self,
+        task_id: str,
+        domain: str,
+        runtime: float | None = None,
+        now: float | None = None,
     ) -> Task | None:
         """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy.
 
@@ -133,16 +179,8 @@ class Storage(Protocol):
         """
         ...
 
-    def expire(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
-        """Withdraw and return the queued tasks of `domain` whose deadline has passed."""
-        ...
-
-    def revoke(self, task_id: str, now: float | None = None) -> Task | None:
-        """Withdraw `task_id` from its backlog; None if it is not queued."""
-        ...
-
-    def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
-        """Return every task whose lease has run out to the head of its key's backlog."""
+    def revoke(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
+        """Withdraw `task_id` from its backlog; None if it is not queued (maybe leased)."""
         ...
 
     def requeue(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
@@ -151,29 +189,45 @@ class Storage(Protocol):
         """
         ...
 
-    def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
-        """Number of leased (dispatched, unfinished) tasks in `domain`."""
+    def expire(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
+        """Withdraw and return the queued tasks of `domain` whose deadline has passed."""
+        ...
+
+    def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
+        """Return every task whose lease has run out to the head of its key's backlog."""
         ...
 
     def set_weight(self, key: str, weight: float, now: float | None = None) -> None:
         """Set the weight of `key` in every domain; kept until changed."""
         ...
 
+    def set_weights(self, weights: Mapping[str, float], now: float | None = None) -> None:
+        """Set several weights; all are checked before any is applied."""
+        ...
+
     def get_weight(self, key: str) -> float:
-        """The weight of `key` (1.0 unless set)."""
+        """The weight of `key` (set here, else the policy's, else 1.0)."""
         ...
 
-    def get_all_lru_keys(self, domain: str | None = None) -> list[str]:
-        """Keys with a backlog (in `domain`, or in any), in order of first enqueue."""
+    # -- monitoring -----------------------------------------------------------------------------
+
+    def domains(self) -> list[str]:
+        """The domains that hold or held tasks."""
         ...
 
-    def get_tasks_by_lru_key(
-        self, key: str, limit: int | None = None, domain: str | None = None
-    ) -> list[Task]:
+    def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
+        """Number of leased (dispatched, unfinished) tasks in `domain`."""
+        ...
+
+    def keys(self, domain: str | None = None) -> list[str]:
+        """Backlogged keys (in `domain`, or in any), in order of first enqueue per domain."""
+        ...
+
+    def queued(self, key: str, limit: int | None = None, domain: str | None = None) -> list[Task]:
         """The queued tasks of `key` in dispatch order, at most `limit`."""
         ...
 
-    def get_last_used_times(self, domain: str | None = None) -> dict[str, float]:
+    def last_dispatched(self, domain: str | None = None) -> dict[str, float]:
         """Time of each key's latest dispatch."""
         ...
 

@@ -10,27 +10,24 @@ from typing import Any
 
 from attrs import define, field
 
-from policies import (
-    FairQueue,
-    InvalidJob,
-    Job,
-    Policy,
-    check_job,
-    check_key,
-    check_runtime,
-    check_weight,
-    check_weights,
-    from_config,
-)
+from policies import DEFAULT_POLICY, FairQueue, InvalidJob, Job, Policy, from_config
+from policies._job import check_job, check_key, check_runtime, check_time, check_weights
 
+from ..serializers import Serializer, get_serializer
 from ._base import (
     DEFAULT_DOMAIN,
     DEFAULT_LEASE_TIMEOUT,
     Clock,
     Dispatch,
     Task,
+    WorkerRegistry,
     check_dispatch_limits,
 )
+from ._workers import MemoryWorkerRegistry
+
+
+def _serializer(value: Any) -> Serializer:
+    return value if isinstance(value, Serializer) else get_serializer(value)
 
 
 @define
@@ -43,6 +40,10 @@ class _Domain:
     #: (lease deadline, seq, task id); entries of completed leases are skipped lazily.
     lease_heap: list[tuple[float, int, str]] = field(factory=list)
 
+    def holds(self, task_id: str) -> bool:
+        """Whether `task_id` is queued or leased here."""
+        return task_id in self.leases or task_id in self.queue.backlog.jobs
+
 
 @define
 class MemoryStorage:
@@ -54,12 +55,12 @@ class MemoryStorage:
     't1'
     """
 
-    policy: Policy[Any] = field(default="lru", converter=from_config)
+    policy: Policy[Any] = field(default=DEFAULT_POLICY, converter=from_config)
+    serializer: Serializer = field(default=Serializer("json"), converter=_serializer)
     clock: Clock = time.time
     _domains: dict[str, _Domain] = field(factory=dict, init=False)
     _weights: dict[str, float] = field(factory=dict, init=False)
-    #: Which domain holds each queued or leased task id.
-    _where: dict[str, str] = field(factory=dict, init=False)
+    _registry: MemoryWorkerRegistry = field(factory=MemoryWorkerRegistry, init=False)
     _lock: threading.RLock = field(factory=threading.RLock, init=False)
     _seq: int = field(default=0, init=False)
 
@@ -73,10 +74,22 @@ class MemoryStorage:
         return domain
 
     def _now(self, now: float | None) -> float:
-        return self.clock() if now is None else now
+        return check_time(self.clock() if now is None else now)
 
     def _task(self, domain: str, state: _Domain, job: Job) -> Task:
         return Task(job, state.payloads.pop(job.id), domain)
+
+    # -- what the Celery layer needs ------------------------------------------------------------
+
+    def workers(self) -> WorkerRegistry:
+        """Heartbeats kept in this process (its workers share the process with producers)."""
+        return self._registry
+
+    def reopen(self) -> None:
+        """Nothing to reopen: the storage lives in this process."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
     # -- verbs --------------------------------------------------------------------------------
 
@@ -84,19 +97,20 @@ class MemoryStorage:
         """Append `task` to its key's backlog in its domain.
 
         Raises:
-            InvalidJob: a field of the job is invalid, or the id is already queued or leased.
+            InvalidJob: a field of the job is invalid, or the id is queued or leased in the
+                task's domain.
         """
         check_job(task.job)
         check_key(task.domain)
         if not isinstance(task.payload, bytes):
             raise TypeError(f"payload must be bytes, got {type(task.payload).__name__}")
         with self._lock:
-            if task.id in self._where:
-                raise InvalidJob(f"task id {task.id!r} is already queued or leased")
+            at = self._now(now)
             state = self._domain(task.domain)
-            state.queue.enqueue(task.job, self._now(now))
+            if state.holds(task.id):
+                raise InvalidJob("task id is already queued or leased in its domain")
+            state.queue.enqueue(task.job, at)
             state.payloads[task.id] = task.payload
-            self._where[task.id] = task.domain
 
     def dispatch(
         self,
@@ -113,18 +127,18 @@ class MemoryStorage:
         """
         check_dispatch_limits(window, lease_timeout)
         with self._lock:
-            now = self._now(now)
+            at = self._now(now)
             state = self._domains.get(domain)
             if state is None:
                 return Dispatch(None)
-            expired = tuple(self._withdrawn(domain, state, state.queue.expire(now)))
+            expired = tuple(self._withdrawn(domain, state, state.queue.expire(at)))
             if window is not None and len(state.leases) >= window:
                 return Dispatch(None, expired)
-            job = state.queue.dispatch(now).job
+            job = state.queue.dispatch(at).job
             if job is None:
                 return Dispatch(None, expired)
             task = self._task(domain, state, job)
-            deadline = now + lease_timeout
+            deadline = at + lease_timeout
             state.leases[job.id] = (deadline, task)
             self._seq += 1
             heapq.heappush(state.lease_heap, (deadline, self._seq, job.id))
@@ -140,89 +154,88 @@ class MemoryStorage:
         """`enqueue` then `dispatch` in the task's domain, atomically."""
         check_dispatch_limits(window, lease_timeout)  # before anything is stored
         with self._lock:
-            now = self._now(now)
-            self.enqueue(task, now)
-            return self.dispatch(task.domain, now, window, lease_timeout)
+            at = self._now(now)
+            self.enqueue(task, at)
+            return self.dispatch(task.domain, at, window, lease_timeout)
 
     def finish(
         self,
         task_id: str,
+        domain: str,
         runtime: float | None = None,
         now: float | None = None,
         window: int | None = None,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> Dispatch:
-        """`complete` then `dispatch` in the finished task's domain, atomically."""
+        """`complete` then `dispatch` in `domain`, atomically."""
         check_dispatch_limits(window, lease_timeout)
         if runtime is not None:
             check_runtime(runtime)
         with self._lock:
-            now = self._now(now)
-            domain = self._where.get(task_id)
-            self.complete(task_id, runtime, now)
-            if domain is None:
+            at = self._now(now)
+            if self.complete(task_id, domain, runtime, at) is None:
                 return Dispatch(None)
-            return self.dispatch(domain, now, window, lease_timeout)
+            return self.dispatch(domain, at, window, lease_timeout)
 
     def _withdrawn(self, domain: str, state: _Domain, jobs: list[Job]) -> list[Task]:
-        for job in jobs:
-            del self._where[job.id]
         return [self._task(domain, state, job) for job in jobs]
 
     def complete(
-        self, task_id: str, runtime: float | None = None, now: float | None = None
+        self,
+        task_id: str,
+        domain: str,
+        runtime: float | None = None,
+        now: float | None = None,
     ) -> Task | None:
         """Release the lease of `task_id`, feeding `runtime` to the policy.
 
         A task whose lease was reclaimed and requeued is withdrawn, since it did run.
         """
+        if runtime is not None:
+            check_runtime(runtime)
         with self._lock:
-            domain = self._where.get(task_id)
-            if domain is None:
+            at = self._now(now)
+            state = self._domains.get(domain)
+            if state is None:
                 return None
-            state = self._domains[domain]
-            lease = state.leases.get(task_id)
+            lease = state.leases.pop(task_id, None)
             if lease is not None:
                 task = lease[1]
                 if runtime is not None:
                     state.queue.complete(task.job, runtime)
-                del state.leases[task_id], self._where[task_id]
                 return task
-            job = state.queue.remove(task_id, self._now(now))
-            assert job is not None, "an id in _where is either leased or queued"
-            del self._where[task_id]
-            return self._task(domain, state, job)
+            job = state.queue.remove(task_id, at)
+            return None if job is None else self._task(domain, state, job)
 
     def expire(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
         """Withdraw and return the queued tasks of `domain` whose deadline has passed."""
         with self._lock:
+            at = self._now(now)
             state = self._domains.get(domain)
             if state is None:
                 return []
-            return self._withdrawn(domain, state, state.queue.expire(self._now(now)))
+            return self._withdrawn(domain, state, state.queue.expire(at))
 
-    def revoke(self, task_id: str, now: float | None = None) -> Task | None:
+    def revoke(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
         """Withdraw `task_id` from its backlog; None if it is not queued (maybe leased)."""
         with self._lock:
-            domain = self._where.get(task_id)
-            if domain is None:
+            at = self._now(now)
+            state = self._domains.get(domain)
+            job = None if state is None else state.queue.remove(task_id, at)
+            if state is None or job is None:
                 return None
-            state = self._domains[domain]
-            job = state.queue.remove(task_id, self._now(now))
-            if job is None:
-                return None
-            return self._withdrawn(domain, state, [job])[0]
+            return self._task(domain, state, job)
 
     def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
         """Return every task whose lease ran out to the head of its key's backlog."""
         with self._lock:
-            now = self._now(now)
+            at = self._now(now)
             state = self._domains.get(domain)
             if state is None:
                 return []
             reclaimed: list[Task] = []
             heap = state.lease_heap
-            while heap and heap[0][0] < now:
+            while heap and heap[0][0] < at:
                 deadline, _, task_id = heapq.heappop(heap)
                 lease = state.leases.get(task_id)
                 if lease is None or lease[0] != deadline:
@@ -231,55 +244,47 @@ class MemoryStorage:
                 reclaimed.append(lease[1])
             # Latest first, so that tasks of one key end up at its head in their old order.
             for task in reversed(reclaimed):
-                state.queue.requeue(task.job, now)
+                state.queue.requeue(task.job, at)
                 state.payloads[task.id] = task.payload
             return reclaimed
 
     def requeue(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
         """End the lease of `task_id` now and return it to the head of its key's backlog."""
         with self._lock:
+            at = self._now(now)
             state = self._domains.get(domain)
             lease = None if state is None else state.leases.pop(task_id, None)
             if state is None or lease is None:
                 return None
             task = lease[1]
-            state.queue.requeue(task.job, self._now(now))
+            state.queue.requeue(task.job, at)
             state.payloads[task.id] = task.payload
             return task
-
-    def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
-        """Number of leased (dispatched, unfinished) tasks in `domain`."""
-        with self._lock:
-            state = self._domains.get(domain)
-            return 0 if state is None else len(state.leases)
 
     def set_weight(self, key: str, weight: float, now: float | None = None) -> None:
         """Set the weight of `key` in every domain.
 
         Raises:
             InvalidJob: the key is invalid.
-            InvalidWeight: the weight is not finite and > 0.
+            InvalidWeight: the weight is not in [MIN_WEIGHT, MAX_WEIGHT].
         """
-        check_key(key)
-        value = check_weight(weight, key)
-        with self._lock:
-            now = self._now(now)
-            self._weights[key] = value
-            for state in self._domains.values():
-                state.queue.set_weight(key, value, now)
+        self.set_weights({key: weight}, now)
 
     def set_weights(self, weights: Mapping[str, float], now: float | None = None) -> None:
         """Set several weights; all are checked before any is applied."""
         checked = check_weights(weights)
-        for key, value in checked.items():
-            self.set_weight(key, value, now)
+        with self._lock:
+            at = self._now(now)
+            self._weights.update(checked)
+            for state in self._domains.values():
+                state.queue.set_weights(checked, at)
 
     def get_weight(self, key: str) -> float:
-        """The weight of `key` (the policy's configured weight, else 1.0)."""
+        """The weight of `key` (set here, else the policy's configured weight, else 1.0)."""
         with self._lock:
             if key in self._weights:
                 return self._weights[key]
-            return float(getattr(self.policy, "weights", {}).get(key, 1.0))
+            return float(self.policy.weights.get(key, 1.0))
 
     # -- monitoring ---------------------------------------------------------------------------
 
@@ -289,17 +294,26 @@ class MemoryStorage:
         state = self._domains.get(domain)
         return [] if state is None else [(domain, state)]
 
-    def get_all_lru_keys(self, domain: str | None = None) -> list[str]:
-        """Keys with a backlog (in `domain`, or in any), in order of first enqueue per domain."""
+    def domains(self) -> list[str]:
+        """The domains that hold or held tasks, in order of creation."""
         with self._lock:
-            keys: dict[str, None] = {}
-            for _, state in self._selected(domain):
-                keys.update(dict.fromkeys(state.queue.keys()))
-            return list(keys)
+            return list(self._domains)
 
-    def get_tasks_by_lru_key(
-        self, key: str, limit: int | None = None, domain: str | None = None
-    ) -> list[Task]:
+    def in_flight(self, domain: str = DEFAULT_DOMAIN) -> int:
+        """Number of leased (dispatched, unfinished) tasks in `domain`."""
+        with self._lock:
+            state = self._domains.get(domain)
+            return 0 if state is None else len(state.leases)
+
+    def keys(self, domain: str | None = None) -> list[str]:
+        """Backlogged keys (in `domain`, or in any), in order of first enqueue per domain."""
+        with self._lock:
+            found: dict[str, None] = {}
+            for _, state in self._selected(domain):
+                found.update(dict.fromkeys(state.queue.keys()))
+            return list(found)
+
+    def queued(self, key: str, limit: int | None = None, domain: str | None = None) -> list[Task]:
         """The queued tasks of `key` in dispatch order, at most `limit`."""
         with self._lock:
             out: list[Task] = []
@@ -309,7 +323,7 @@ class MemoryStorage:
                 out.extend(Task(job, state.payloads[job.id], name) for job in jobs)
             return out
 
-    def get_last_used_times(self, domain: str | None = None) -> dict[str, float]:
+    def last_dispatched(self, domain: str | None = None) -> dict[str, float]:
         """Time of each key's latest dispatch."""
         with self._lock:
             times: dict[str, float] = {}
@@ -329,7 +343,5 @@ class MemoryStorage:
             dropped = 0
             for name, state in self._selected(domain):
                 dropped += len(state.queue) + len(state.leases)
-                for task_id in [*state.payloads, *state.leases]:
-                    self._where.pop(task_id, None)
                 del self._domains[name]
             return dropped

@@ -12,7 +12,7 @@ from celery import Celery
 
 import fairsched
 from fairsched import MemoryStorage, StorageUnavailable
-from fairsched.celery import _Release, _release, _Releaser
+from fairsched.celery._release import Release, Releaser, release
 
 
 @define
@@ -36,10 +36,10 @@ def test_release_runs_off_the_callers_thread_and_drain_waits_for_every_slot():
     ids = [dispatcher.submit("t", "alice") for _ in range(5)]
     assert storage.in_flight(queue) == 3
 
-    releaser = _Releaser()
+    releaser = Releaser()
     for task_id in ids[:3]:
         # returns while finish is blocked
-        releaser.put(_Release(dispatcher, task_id, queue, 0.01, time.time() + 60))
+        releaser.put(Release(dispatcher, task_id, queue, 0.01, time.time() + 60))
     assert storage.threads == []
     assert storage.in_flight(queue) == 3  # nothing released yet: the window still holds
 
@@ -79,7 +79,7 @@ def test_a_release_the_storage_refused_is_retried_until_it_succeeds():
     assert storage.in_flight(queue) == 1
     started = time.monotonic()
     # On the task's own thread (threads/solo pools): one try, then handed to the releaser.
-    _release(dispatcher.app, first, queue, 0.01, time.time() + 60)
+    release(dispatcher.app, first, queue, 0.01, time.time() + 60)
     deadline = time.monotonic() + 10
     while storage.calls < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -87,16 +87,16 @@ def test_a_release_the_storage_refused_is_retried_until_it_succeeds():
     assert time.monotonic() - started < 3.5  # back-off 0.1, 0.2, 0.4, 0.8 s
     # The slot went to the next task: the first is done, the second leased.
     assert storage.in_flight(queue) == 1
-    assert storage.get_tasks_by_lru_key("alice") == []
-    assert second not in {t.id for t in storage.get_tasks_by_lru_key("alice")}
+    assert storage.queued("alice") == []
+    assert second not in {t.id for t in storage.queued("alice")}
 
 
 def test_a_release_is_given_up_when_the_lease_ends(caplog):
     storage = DownStorage(policy="lru", failures=10**6)
     dispatcher, queue = configured(storage)
     task_id = dispatcher.submit("t", "alice")
-    releaser = _Releaser()
-    releaser.put(_Release(dispatcher, task_id, queue, 0.01, time.time() + 0.5))
+    releaser = Releaser()
+    releaser.put(Release(dispatcher, task_id, queue, 0.01, time.time() + 0.5))
     time.sleep(1.5)
     calls = storage.calls
     time.sleep(0.5)

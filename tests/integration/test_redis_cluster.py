@@ -128,16 +128,17 @@ def test_cluster_storage_decides_like_memory_storage(cluster, policy):
     for domain in DOMAINS:
         for _ in range(4):
             both("dispatch", domain, now=1.0, lease_timeout=2.0)
-        both("complete", f"{domain}-0", runtime=0.3, now=1.5)
-        both("revoke", f"{domain}-7", now=1.5)
-        both("finish", f"{domain}-3", runtime=0.2, now=2.0, window=3)
+        both("complete", f"{domain}-0", domain, runtime=0.3, now=1.5)
+        both("revoke", f"{domain}-7", domain, now=1.5)
+        both("finish", f"{domain}-3", domain, runtime=0.2, now=2.0, window=3)
+        both("requeue", f"{domain}-1", domain, now=2.0)
         both("reclaim", domain, now=10.0)
         both("dispatch", domain, now=10.0)
         both("expire", domain, now=11.0)
-        both("get_all_lru_keys", domain)
-        both("get_last_used_times", domain)
+        both("keys", domain)
+        both("last_dispatched", domain)
         for key in ("k0", "k1", "k2"):
-            both("get_tasks_by_lru_key", key, None, domain)
+            both("queued", key, None, domain)
             both("backlog_size", key, domain)
     both("in_flight", "other")
     assert redis_storage.purge() == memory.purge()

@@ -48,7 +48,7 @@ def consume(url: str, prefix: str, done: Any, out: Any) -> None:
             continue
         assert current.payload == current.id.encode()
         served.append(current.id)
-        current = storage.finish(current.id, runtime=0.001).task
+        current = storage.finish(current.id, "celery", runtime=0.001).task
     storage.close()
     out.put(served)
 
@@ -83,4 +83,4 @@ def test_concurrent_producers_and_consumers_lose_and_duplicate_nothing(redis_url
     assert set(counts) == expected  # nothing lost, nothing invented
     storage = RedisStorage.from_url(redis_url, prefix=redis_prefix, policy="drr")
     assert storage.in_flight() == 0
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []

@@ -27,7 +27,7 @@ from fairsched import (
     Task,
 )
 from fairsched.serializers import PickleWarning, SerializerType
-from fairsched.storage._redis import script_source
+from fairsched.storage._redis_scripts import script_source
 from tests import servers
 
 pytestmark = pytest.mark.redis
@@ -155,7 +155,7 @@ def test_unreachable_redis_raises_storage_unavailable_after_retries():
     with pytest.raises(StorageUnavailable):
         storage.dispatch(now=0.0)
     with pytest.raises(StorageUnavailable):
-        storage.get_all_lru_keys()
+        storage.keys()
 
 
 def test_server_going_away_mid_run_is_an_error_not_a_fallback(redis_client):
@@ -303,13 +303,13 @@ def test_key_ttl_forgets_idle_keys_but_never_backlogs_or_leases(redis_client, re
     storage.enqueue(task("b3", "busy"), now=0.0)
     assert storage.dispatch(now=1.0).task.id == "a1"  # "idle" is now idle, its task leased
     assert storage.dispatch(now=1.0).task.id == "b1"
-    assert set(storage.get_last_used_times()) == {"idle", "busy"}
+    assert set(storage.last_dispatched()) == {"idle", "busy"}
     time.sleep(0.6)
-    assert set(storage.get_last_used_times()) == {"busy"}
+    assert set(storage.last_dispatched()) == {"busy"}
     assert storage.backlog_size("busy") == 2
-    assert [t.id for t in storage.get_tasks_by_lru_key("busy")] == ["b2", "b3"]
+    assert [t.id for t in storage.queued("busy")] == ["b2", "b3"]
     assert storage.in_flight() == 2
-    assert storage.complete("a1", runtime=1.0, now=2.0).id == "a1"
+    assert storage.complete("a1", "celery", runtime=1.0, now=2.0).id == "a1"
     assert storage.reclaim(now=1000.0)[0].id == "b1"
     assert [storage.dispatch(now=1001.0).task.id for _ in range(3)] == ["b1", "b2", "b3"]
 
@@ -326,12 +326,12 @@ def test_monitoring_skips_withdrawn_tasks_lazily_left_in_the_list(storage):
     for i in range(10):
         storage.enqueue(task(f"t{i}", "a"), now=0.0)
     for i in range(1, 9):
-        storage.revoke(f"t{i}", now=0.0)
-    assert [t.id for t in storage.get_tasks_by_lru_key("a")] == ["t0", "t9"]
-    assert [t.id for t in storage.get_tasks_by_lru_key("a", limit=1)] == ["t0"]
+        storage.revoke(f"t{i}", "celery", now=0.0)
+    assert [t.id for t in storage.queued("a")] == ["t0", "t9"]
+    assert [t.id for t in storage.queued("a", limit=1)] == ["t0"]
     assert storage.backlog_size("a") == 2
     assert [storage.dispatch(now=1.0).task.id for _ in range(2)] == ["t0", "t9"]
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []
 
 
 class Flaky:
@@ -419,13 +419,13 @@ def test_a_finish_whose_reply_was_lost_returns_the_task_it_leased(storage):
         storage.enqueue(task(f"t{i}", "a"), now=0.0)
     storage.dispatch(now=1.0, window=1)
     storage._scripts["finish"] = LostReply(storage._scripts["finish"])
-    dispatch = storage.finish("t0", 0.5, now=2.0, window=1)
+    dispatch = storage.finish("t0", "celery", 0.5, now=2.0, window=1)
     assert dispatch.task is not None and dispatch.task.id == "t1"
     assert storage.in_flight() == 1 and storage.backlog_size("a") == 1
     # The op entry ends with the lease: a later finish of t0 (a redelivered message) is a no-op.
     storage._scripts["finish"] = storage._scripts["finish"].real
-    assert storage.finish("t1", 0.5, now=3.0, window=1).task.id == "t2"
-    assert storage.finish("t0", 0.5, now=4.0, window=1).task is None
+    assert storage.finish("t1", "celery", 0.5, now=3.0, window=1).task.id == "t2"
+    assert storage.finish("t0", "celery", 0.5, now=4.0, window=1).task is None
     assert storage.in_flight() == 1
 
 
@@ -457,11 +457,11 @@ def test_a_finish_that_failed_is_repeated_as_such_the_next_time(storage):
     storage.dispatch(now=1.0, window=1)
     storage._scripts["finish"] = outage = Outage(storage._scripts["finish"])
     with pytest.raises(StorageUnavailable):
-        storage.finish("t0", 0.5, now=2.0, window=1)
+        storage.finish("t0", "celery", 0.5, now=2.0, window=1)
     assert outage.calls == storage.max_retries + 1
     outage.over = True
     # The worker retries the release later: it gets the task the lost run leased.
-    assert storage.finish("t0", 0.5, now=3.0, window=1).task.id == "t1"
+    assert storage.finish("t0", "celery", 0.5, now=3.0, window=1).task.id == "t1"
     assert storage.in_flight() == 1 and storage.backlog_size("a") == 1
 
 
@@ -482,8 +482,8 @@ def test_op_entries_end_with_their_leases(storage, redis_client):
         storage.submit(task(f"t{i}", "a"), now=0.0, window=2)
     ops = storage._base("celery") + "ops"
     assert redis_client.hlen(ops) == 2
-    storage.finish("t0", 0.1, now=1.0, window=2)
-    storage.complete("t1", 0.1, now=1.0)
+    storage.finish("t0", "celery", 0.1, now=1.0, window=2)
+    storage.complete("t1", "celery", 0.1, now=1.0)
     storage.reclaim(now=10_000.0)
     assert redis_client.hlen(ops) == 0
 
@@ -500,7 +500,7 @@ def test_reads_are_retried_after_a_lost_reply(storage):
     storage.enqueue(task("t1", "a"), now=0.0)
     lost = redis.TimeoutError("Timeout reading from socket")
     storage._scripts["tasks_by_key"] = flaky = Flaky(storage._scripts["tasks_by_key"], lost, 1)
-    assert [t.id for t in storage.get_tasks_by_lru_key("a")] == ["t1"]
+    assert [t.id for t in storage.queued("a")] == ["t1"]
     assert flaky.calls == 2
 
 

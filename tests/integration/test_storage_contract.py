@@ -49,9 +49,9 @@ def ids(storage: Storage, n: int, now: float = 10.0, **kw: Any) -> list[str | No
 
 def snapshot(storage: Storage) -> tuple[Any, ...]:
     return (
-        storage.get_all_lru_keys(),
-        {k: storage.get_tasks_by_lru_key(k) for k in "abc"},
-        storage.get_last_used_times(),
+        storage.keys(),
+        {k: storage.queued(k) for k in "abc"},
+        storage.last_dispatched(),
         storage.in_flight(),
     )
 
@@ -73,7 +73,7 @@ def test_dispatch_on_an_empty_or_unknown_domain_gives_nothing(storage):
 def test_enqueued_task_keeps_its_payload_and_job_fields_exactly(storage):
     sent = task("t1", "k", b"\x00\xffbinary", enqueued_at=0.1, cost=1 / 3, deadline=1e9 + 0.7)
     storage.enqueue(sent, now=0.2)
-    assert storage.get_tasks_by_lru_key("k") == [sent]
+    assert storage.queued("k") == [sent]
     assert storage.dispatch(now=0.3).task == sent
 
 
@@ -82,7 +82,7 @@ def test_full_window_yields_no_task_until_one_completes(storage):
         storage.enqueue(task(f"t{i}", "a"), now=0.0)
     assert ids(storage, 3, window=2) == ["t0", "t1", None]
     assert storage.in_flight() == 2
-    assert storage.complete("t0", runtime=0.5, now=11.0).id == "t0"
+    assert storage.complete("t0", "celery", runtime=0.5, now=11.0).id == "t0"
     assert storage.in_flight() == 1
     assert ids(storage, 1, window=2) == ["t2"]
 
@@ -102,14 +102,14 @@ def test_reclaim_requeues_timed_out_leases_at_the_head_in_their_old_order(storag
     reclaimed = storage.reclaim(now=6.5)
     assert [t.id for t in reclaimed] == ["t0", "t1"]
     assert storage.in_flight() == 0
-    assert [t.id for t in storage.get_tasks_by_lru_key("a")] == ["t0", "t1", "t2", "t3"]
+    assert [t.id for t in storage.queued("a")] == ["t0", "t1", "t2", "t3"]
     assert ids(storage, 4) == ["t0", "t1", "t2", "t3"]
 
 
 def test_completed_lease_is_not_reclaimed(storage):
     storage.enqueue(task("t0", "a"), now=0.0)
     storage.dispatch(now=1.0, lease_timeout=1.0)
-    storage.complete("t0", now=1.5)
+    storage.complete("t0", "celery", now=1.5)
     assert storage.reclaim(now=10.0) == []
 
 
@@ -118,21 +118,21 @@ def test_completing_a_reclaimed_task_withdraws_it(storage):
     storage.dispatch(now=1.0, lease_timeout=1.0)
     storage.reclaim(now=3.0)
     assert storage.backlog_size("a") == 1
-    assert storage.complete("t0", runtime=1.0, now=3.5).id == "t0"
+    assert storage.complete("t0", "celery", runtime=1.0, now=3.5).id == "t0"
     assert storage.backlog_size("a") == 0
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []
 
 
 def test_complete_of_an_unknown_id_returns_none(storage):
-    assert storage.complete("nope", runtime=1.0, now=1.0) is None
-    assert storage.finish("nope", runtime=1.0, now=1.0).task is None
+    assert storage.complete("nope", "celery", runtime=1.0, now=1.0) is None
+    assert storage.finish("nope", "celery", runtime=1.0, now=1.0).task is None
 
 
 def test_finish_completes_and_dispatches_the_next_task_atomically(storage):
     for i in range(3):
         storage.enqueue(task(f"t{i}", "a"), now=0.0)
     storage.dispatch(now=1.0, window=1)
-    result = storage.finish("t0", runtime=0.2, now=2.0, window=1)
+    result = storage.finish("t0", "celery", runtime=0.2, now=2.0, window=1)
     assert result.task is not None and result.task.id == "t1"
     assert storage.in_flight() == 1
 
@@ -148,20 +148,20 @@ def test_submit_enqueues_and_dispatches_in_one_step(storage):
 def test_revoke_withdraws_a_queued_task_but_not_a_leased_one(storage):
     for i in range(3):
         storage.enqueue(task(f"t{i}", "a"), now=0.0)
-    assert storage.revoke("t1", now=1.0).id == "t1"
-    assert storage.revoke("t1", now=1.0) is None
+    assert storage.revoke("t1", "celery", now=1.0).id == "t1"
+    assert storage.revoke("t1", "celery", now=1.0) is None
     assert storage.backlog_size("a") == 2
     storage.dispatch(now=2.0)
-    assert storage.revoke("t0", now=2.0) is None  # leased
+    assert storage.revoke("t0", "celery", now=2.0) is None  # leased
     assert ids(storage, 2) == ["t2", None]
 
 
 def test_revoked_id_may_be_enqueued_again(storage):
     storage.enqueue(task("t0", "a"), now=0.0)
     storage.enqueue(task("t1", "a"), now=0.0)
-    storage.revoke("t1", now=1.0)
+    storage.revoke("t1", "celery", now=1.0)
     storage.enqueue(task("t1", "a", b"again"), now=1.0)
-    assert [t.payload for t in storage.get_tasks_by_lru_key("a")] == [b"{}", b"again"]
+    assert [t.payload for t in storage.queued("a")] == [b"{}", b"again"]
     assert ids(storage, 3) == ["t0", "t1", None]
 
 
@@ -169,7 +169,7 @@ def test_revoked_id_reused_under_another_key_is_neither_lost_nor_revived(storage
     storage.enqueue(task("x", "b"), now=0.0)
     storage.enqueue(task("t0", "a"), now=0.0)
     storage.enqueue(task("t1", "a", b"old"), now=0.0)
-    storage.revoke("t1", now=1.0)
+    storage.revoke("t1", "celery", now=1.0)
     storage.enqueue(task("t1", "b", b"new"), now=1.0)
     served = [storage.dispatch(now=2.0).task for _ in range(4)]
     assert [(t.id, t.key, t.payload) for t in served if t] == [
@@ -191,7 +191,7 @@ def test_expire_withdraws_only_tasks_whose_deadline_passed(storage):
 def test_reused_id_expires_by_its_own_deadline(storage):
     storage.enqueue(task("t1", "a", b"first", deadline=5.0), now=0.0)
     storage.dispatch(now=1.0)
-    storage.complete("t1", now=2.0)
+    storage.complete("t1", "celery", now=2.0)
     storage.enqueue(task("t1", "a", b"second", deadline=100.0), now=3.0)
     assert storage.expire(now=6.0) == []
     assert storage.backlog_size("a") == 1
@@ -243,14 +243,14 @@ def test_set_weights_checks_all_before_applying_any(storage):
 def test_monitoring_reports_backlogged_keys_tasks_and_last_use(storage):
     for i, key in enumerate("bab"):
         storage.enqueue(task(f"t{i}", key), now=0.0)
-    assert storage.get_all_lru_keys() == ["b", "a"]
-    assert [t.id for t in storage.get_tasks_by_lru_key("b")] == ["t0", "t2"]
-    assert [t.id for t in storage.get_tasks_by_lru_key("b", limit=1)] == ["t0"]
-    assert storage.get_tasks_by_lru_key("zzz") == []
+    assert storage.keys() == ["b", "a"]
+    assert [t.id for t in storage.queued("b")] == ["t0", "t2"]
+    assert [t.id for t in storage.queued("b", limit=1)] == ["t0"]
+    assert storage.queued("zzz") == []
     assert (storage.backlog_size("b"), storage.backlog_size("zzz")) == (2, 0)
     storage.dispatch(now=7.25)
-    assert storage.get_last_used_times() == {"b": 7.25}
-    assert storage.get_all_lru_keys(domain="other") == []
+    assert storage.last_dispatched() == {"b": 7.25}
+    assert storage.keys(domain="other") == []
 
 
 def test_domains_are_independent(storage):
@@ -260,7 +260,8 @@ def test_domains_are_independent(storage):
     assert storage.backlog_size("a", domain="one") == 1
     assert storage.dispatch("two", now=1.0).task.id == "t1"
     assert storage.dispatch("two", now=1.0).task is None
-    assert storage.complete("t1", now=2.0).domain == "two"
+    assert storage.complete("t1", "two", now=2.0).domain == "two"
+    assert storage.complete("t0", "two", now=2.0) is None  # ids belong to their domain
     assert storage.purge("one") == 1
     assert storage.backlog_size("a") == 0
 
@@ -271,7 +272,7 @@ def test_purge_drops_queued_and_leased_tasks(storage):
     storage.dispatch(now=1.0)
     assert storage.purge() == 3
     assert storage.in_flight() == 0
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []
     assert storage.dispatch(now=2.0).task is None
     storage.enqueue(task("t0", "a"), now=3.0)  # the id is free again
     assert ids(storage, 1) == ["t0"]
@@ -308,7 +309,7 @@ def test_bad_weight_and_runtime_raise(storage):
     storage.enqueue(task("t0", "a"), now=0.0)
     storage.dispatch(now=1.0)
     with pytest.raises(InvalidJob):
-        storage.complete("t0", runtime=-1.0, now=2.0)
+        storage.complete("t0", "celery", runtime=-1.0, now=2.0)
     assert storage.in_flight() == 1
 
 
@@ -317,4 +318,4 @@ def test_duplicate_id_of_a_leased_task_is_refused(storage):
     storage.dispatch(now=1.0)
     with pytest.raises(InvalidJob):
         storage.enqueue(task("t0", "b"), now=2.0)
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []

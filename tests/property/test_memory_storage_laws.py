@@ -94,11 +94,13 @@ class MemoryStorageMachine(RuleBasedStateMachine):
         self.place[task_id] = "done"
         if chain:
             self._accept(
-                self.storage.finish(task_id, runtime, window=self.window, lease_timeout=LEASE),
+                self.storage.finish(
+                    task_id, domain, runtime, window=self.window, lease_timeout=LEASE
+                ),
                 domain,
             )
         else:
-            assert self.storage.complete(task_id, runtime) == self.tasks[task_id]
+            assert self.storage.complete(task_id, domain, runtime) == self.tasks[task_id]
 
     @rule(domain=st.sampled_from(DOMAINS), step=st.floats(0, 8))
     def reclaim(self, domain: str, step: float) -> None:
@@ -117,7 +119,7 @@ class MemoryStorageMachine(RuleBasedStateMachine):
         ids = sorted(i for ids in self.queued.values() for i in ids)
         task_id = data.draw(st.sampled_from(ids))
         task = self.tasks[task_id]
-        assert self.storage.revoke(task_id) == task
+        assert self.storage.revoke(task_id, task.domain) == task
         self.queued[(task.domain, task.key)].remove(task_id)
         self.place[task_id] = "revoked"
 
@@ -125,8 +127,9 @@ class MemoryStorageMachine(RuleBasedStateMachine):
     def finished_tasks_are_unknown_to_storage(self) -> None:
         for task_id, place in self.place.items():
             if place in ("done", "expired", "revoked"):
-                assert self.storage.revoke(task_id) is None
-                assert self.storage.complete(task_id) is None
+                domain = self.tasks[task_id].domain
+                assert self.storage.revoke(task_id, domain) is None
+                assert self.storage.complete(task_id, domain) is None
 
     @invariant()
     def every_task_is_in_exactly_one_place(self) -> None:
@@ -137,11 +140,11 @@ class MemoryStorageMachine(RuleBasedStateMachine):
             leased = sum(1 for d, _ in self.leased.values() if d == domain)
             assert self.storage.in_flight(domain) == leased
         for (domain, key), ids in self.queued.items():
-            stored = self.storage.get_tasks_by_lru_key(key, domain=domain)
+            stored = self.storage.queued(key, domain=domain)
             assert [t.id for t in stored] == ids
             assert self.storage.backlog_size(key, domain) == len(ids)
         backlogged = {k for (_, k), ids in self.queued.items() if ids}
-        assert set(self.storage.get_all_lru_keys()) == backlogged
+        assert set(self.storage.keys()) == backlogged
 
 
 TestMemoryStorageLaws = MemoryStorageMachine.TestCase

@@ -1,9 +1,12 @@
 """RedisStorage makes the same decisions as MemoryStorage, the reference, for every policy.
 
-A Hypothesis state machine applies one random interleaving of enqueue / submit / dispatch
-(with and without a window) / complete / finish (with run times, feeding DRR's estimate) /
-expire / revoke / reclaim / set_weight to both storages with the same explicit times, and
-requires identical results from every call and identical monitoring after every step.
+A Hypothesis state machine applies one random interleaving of every verb of the `Storage`
+protocol (enqueue, submit, dispatch with and without a window, complete, finish with run times
+feeding DRR's estimate, expire, revoke, requeue, reclaim, purge, set_weight, set_weights) to
+both storages with the same explicit times, and requires identical results and identical
+errors from every call and identical monitoring after every step. Inputs include ids reused
+within and across domains, weights at both edges of the valid range, bad weights, and `now`
+going backwards and non-finite.
 
 FAIRSCHED_DIFF_EXAMPLES sets the examples per policy (default 60).
 """
@@ -80,9 +83,9 @@ class Differential(RuleBasedStateMachine):
         self.now = 0.0
         self.count = 0
         self.ids: list[str] = []
-        #: Ids of tasks in domain celery: the ones `reuse_id` may queue again (RedisStorage
-        #: checks duplicate ids per domain, MemoryStorage globally).
-        self.celery_ids: list[str] = []
+        #: Each id's domain (an id is unique within its domain; `reuse_id` may queue it again
+        #: in any domain).
+        self.domain_of: dict[str, str] = {}
         self.memory: MemoryStorage | None = None
         self.redis: RedisStorage | None = None
 
@@ -103,14 +106,28 @@ class Differential(RuleBasedStateMachine):
         tid = f"t{self.count}"
         self.ids.append(tid)
         deadline = None if ttl is None else self.now + ttl
-        if domain == "celery":
-            self.celery_ids.append(tid)
+        self.domain_of[tid] = domain
         enqueued_at = self.now if at_now else self.now - 0.5
         return Task(Job(tid, key, enqueued_at, cost, deadline), tid.encode(), domain)
 
     @rule(dt=st.sampled_from([0.0, 0.25, 1.0, 1.5, 3.0, 1 / 3]))
     def advance(self, dt: float) -> None:
         self.now += dt
+
+    @rule(dt=st.sampled_from([0.25, 1.0, 5.0]))
+    def clock_goes_back(self, dt: float) -> None:
+        """A producer or worker whose clock runs behind: later calls carry an earlier `now`."""
+        self.now -= dt
+
+    @rule(
+        verb=st.sampled_from(["dispatch", "expire", "reclaim"]),
+        bad=st.sampled_from([float("nan"), float("inf"), "1.0", None, True]),
+    )
+    def bad_now(self, verb: str, bad: Any) -> None:
+        """A `now` that is not a finite number is the same typed error on both."""
+        if bad is None:
+            return  # None means "read the clock": different clocks, nothing to compare
+        self.both(verb, "celery", now=bad)
 
     @rule(
         key=st.sampled_from(KEYS),
@@ -127,19 +144,21 @@ class Differential(RuleBasedStateMachine):
         for key in keys:
             self.both("enqueue", self.new_task(key, "celery", cost, None, True), now=self.now)
 
-    @precondition(lambda self: self.celery_ids)
+    @precondition(lambda self: self.ids)
     @rule(
         data=st.data(),
         key=st.sampled_from(KEYS),
+        domain=domains,
         cost=task_costs,
         ttl=st.none() | st.sampled_from([0.5, 2.0, 5.0]),
     )
-    def reuse_id(self, data: st.DataObject, key: str, cost: Any, ttl: Any) -> None:
-        """Queue an id again after it finished or was withdrawn (or try to while it is live),
-        with or without a deadline, whatever deadline its earlier run had."""
-        tid = data.draw(st.sampled_from(self.celery_ids))
+    def reuse_id(self, data: st.DataObject, key: str, domain: str, cost: Any, ttl: Any) -> None:
+        """Queue an id again, in its own domain or another, after it finished or was withdrawn
+        (or try to while it is live: refused in its own domain only), with or without a
+        deadline, whatever deadline its earlier run had."""
+        tid = data.draw(st.sampled_from(self.ids))
         deadline = None if ttl is None else self.now + ttl
-        task = Task(Job(tid, key, self.now, cost, deadline), b"again-" + tid.encode(), "celery")
+        task = Task(Job(tid, key, self.now, cost, deadline), b"again-" + tid.encode(), domain)
         self.both("enqueue", task, now=self.now)
 
     @rule(
@@ -163,22 +182,28 @@ class Differential(RuleBasedStateMachine):
         for _ in range(times):
             self.both("dispatch", domain, now=self.now, window=window, lease_timeout=lease)
 
-    @precondition(lambda self: self.ids)
-    @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0))
-    def complete(self, data: st.DataObject, runtime: Any) -> None:
+    def _id_and_domain(self, data: st.DataObject) -> tuple[str, str]:
+        """An id, and usually its own domain (sometimes another, where it is unknown)."""
         tid = data.draw(st.sampled_from(self.ids))
-        self.both("complete", tid, runtime=runtime, now=self.now)
+        own = self.domain_of[tid]
+        return tid, data.draw(st.sampled_from([own, own, own, *DOMAINS]))
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0))
+    def complete(self, data: st.DataObject, runtime: Any) -> None:
+        tid, domain = self._id_and_domain(data)
+        self.both("complete", tid, domain, runtime=runtime, now=self.now)
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0) | st.just(-1.0))
     def finish(self, data: st.DataObject, runtime: Any) -> None:
-        tid = data.draw(st.sampled_from(self.ids))
-        self.both("finish", tid, runtime=runtime, now=self.now, window=2, lease_timeout=2.0)
+        tid, domain = self._id_and_domain(data)
+        self.both("finish", tid, domain, runtime=runtime, now=self.now, window=2, lease_timeout=2.0)
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
     def revoke(self, data: st.DataObject) -> None:
-        self.both("revoke", data.draw(st.sampled_from(self.ids)), now=self.now)
+        self.both("revoke", *self._id_and_domain(data), now=self.now)
 
     @rule(domain=st.sampled_from(DOMAINS))
     def expire(self, domain: str) -> None:
@@ -189,30 +214,45 @@ class Differential(RuleBasedStateMachine):
         self.both("reclaim", domain, now=self.now)
 
     @precondition(lambda self: self.ids)
-    @rule(data=st.data(), domain=domains)
-    def requeue(self, data: st.DataObject, domain: str) -> None:
-        self.both("requeue", data.draw(st.sampled_from(self.ids)), domain, now=self.now)
+    @rule(data=st.data())
+    def requeue(self, data: st.DataObject) -> None:
+        self.both("requeue", *self._id_and_domain(data), now=self.now)
 
     @rule(domain=st.sampled_from(DOMAINS))
     def purge(self, domain: str) -> None:
         """Drop a domain's data; Redis must register it again before the next enqueue."""
         self.both("purge", domain)
 
-    @rule(key=st.sampled_from(KEYS), weight=weights | st.sampled_from([MIN_WEIGHT, MAX_WEIGHT]))
-    def set_weight(self, key: str, weight: float) -> None:
+    @rule(
+        key=st.sampled_from(KEYS),
+        weight=weights
+        | st.sampled_from([MIN_WEIGHT, MAX_WEIGHT])
+        | st.sampled_from([0.0, 5e-324, MAX_WEIGHT * 2, float("nan"), "2"]),
+    )
+    def set_weight(self, key: str, weight: Any) -> None:
         self.both("set_weight", key, weight, now=self.now)
+
+    @rule(
+        mapping=st.dictionaries(
+            st.sampled_from(KEYS), weights | st.sampled_from([MIN_WEIGHT, -1.0]), max_size=3
+        )
+    )
+    def set_weights(self, mapping: dict[str, Any]) -> None:
+        """Several at once: all applied, or (one bad) none."""
+        self.both("set_weights", mapping, now=self.now)
 
     @invariant()
     def same_monitoring(self) -> None:
         if self.memory is None:
             return
         for domain in DOMAINS:
-            self.both("get_all_lru_keys", domain)
+            self.both("keys", domain)
             self.both("in_flight", domain)
-            self.both("get_last_used_times", domain)
-            for key in self.both("get_all_lru_keys", domain):
+            self.both("last_dispatched", domain)
+            for key in self.both("keys", domain):
+                self.both("get_weight", key)
                 self.both("backlog_size", key, domain)
-                self.both("get_tasks_by_lru_key", key, None, domain)
+                self.both("queued", key, None, domain)
 
     def teardown(self) -> None:
         if self.redis is not None:

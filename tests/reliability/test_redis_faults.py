@@ -89,7 +89,7 @@ def test_redis_restarted_empty_recovers_keys_weights_and_monitoring(make_cluster
         ledger.submit("vip", f"vip-{i}", 0.01)
         ledger.submit("bulk", f"bulk-{i}", 0.01)
     storage = fairsched.dispatcher_for(cluster.app).storage
-    keys = set(storage.get_all_lru_keys())
+    keys = set(storage.keys())
     recovered = time.monotonic() - restarted
     new = [t for t in ledger.accepted if not t.startswith("old-")]
     cluster.wait_started(new, timeout=60)

@@ -154,7 +154,7 @@ def test_memory_storage_refuses_bad_input_and_stores_nothing():
         storage.set_weight("a", 0)
     with pytest.raises(InvalidWeight):
         storage.set_weights({"a": 2, "b": math.nan})
-    assert storage.get_all_lru_keys() == ["a"]
-    assert [t.id for t in storage.get_tasks_by_lru_key("a")] == ["t1"]
+    assert storage.keys() == ["a"]
+    assert [t.id for t in storage.queued("a")] == ["t1"]
     assert storage.get_weight("a") == 1.0
     assert storage.backlog_size("b") == 0

@@ -25,14 +25,14 @@ def test_concurrent_producers_and_dispatchers_lose_and_duplicate_nothing():
         while time.monotonic() < deadline:
             task = storage.dispatch(window=window).task
             if task is None:
-                if done.is_set() and not storage.get_all_lru_keys():
+                if done.is_set() and not storage.keys():
                     return
                 continue
             while task is not None:  # finish hands over the next task, as a worker does
                 with lock:
                     dispatched[task.id] += 1
                 assert storage.in_flight() <= window
-                task = storage.finish(task.id, runtime=0.001, window=window).task
+                task = storage.finish(task.id, "celery", runtime=0.001, window=window).task
 
     threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
     workers = [threading.Thread(target=dispatch) for _ in range(4)]
@@ -64,9 +64,9 @@ def test_complete_of_a_reclaimed_task_withdraws_it_since_it_ran():
     storage.enqueue(Task(Job("t", "k"), b"p"), now=0.0)
     storage.dispatch(now=0.0, lease_timeout=1.0)
     assert [t.id for t in storage.reclaim(now=5.0)] == ["t"]
-    assert storage.complete("t", runtime=0.5, now=6.0) == Task(Job("t", "k"), b"p")
-    assert storage.get_all_lru_keys() == []
-    assert storage.complete("t") is None
+    assert storage.complete("t", "celery", runtime=0.5, now=6.0) == Task(Job("t", "k"), b"p")
+    assert storage.keys() == []
+    assert storage.complete("t", "celery") is None
 
 
 def test_expired_tasks_come_back_with_their_payload_and_never_dispatch():
@@ -99,15 +99,15 @@ def test_monitoring_calls_and_purge():
         storage.enqueue(Task(Job(f"x{i}", "x"), b""), now=0.0)
     storage.enqueue(Task(Job("y0", "y"), b"", "other"), now=0.0)
     storage.dispatch(now=4.0)
-    assert storage.get_all_lru_keys() == ["x", "y"]
-    assert storage.get_all_lru_keys("other") == ["y"]
-    assert [t.id for t in storage.get_tasks_by_lru_key("x", limit=1)] == ["x1"]
-    assert storage.get_last_used_times() == {"x": 4.0}
+    assert storage.keys() == ["x", "y"]
+    assert storage.keys("other") == ["y"]
+    assert [t.id for t in storage.queued("x", limit=1)] == ["x1"]
+    assert storage.last_dispatched() == {"x": 4.0}
     assert storage.backlog_size("x") == 2
     assert storage.purge("other") == 1
-    assert storage.get_all_lru_keys() == ["x"]
+    assert storage.keys() == ["x"]
     assert storage.purge() == 3  # two queued and one leased
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []
     assert storage.in_flight() == 0
 
 
@@ -129,4 +129,4 @@ def test_bad_window_or_lease_is_refused_before_anything_is_stored():
             storage.submit(Task(Job("t", "k"), b""), now=0.0, window=window, lease_timeout=lease)
         with pytest.raises(ConfigurationError):
             storage.dispatch(now=0.0, window=window, lease_timeout=lease)
-    assert storage.get_all_lru_keys() == []
+    assert storage.keys() == []

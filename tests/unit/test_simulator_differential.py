@@ -45,7 +45,7 @@ def reference_run(
         now, kind, _, task_id = heapq.heappop(events)
         if kind == 0:
             idle += 1
-            result = storage.finish(task_id, service[task_id], now=now, window=limit)
+            result = storage.finish(task_id, "celery", service[task_id], now=now, window=limit)
         else:
             key, at, _, due, cost = jobs[task_id]
             job = Job(task_id, key, at, cost, due)

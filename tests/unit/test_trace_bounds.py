@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import policies
+from policies._job import check_key
 from simulator import Trace, TraceError, TraceFile, write_trace
 from simulator._trace import MAX_KEY_BYTES, MAX_LINE_BYTES
 
@@ -328,7 +329,7 @@ def key_files(folder: Path, key: str) -> Iterator[Path]:
 @pytest.mark.parametrize("key", ["k" * 1024, "é" * 512, "€" * 341 + "a", 'a"\n,b' * 200])
 def test_key_up_to_the_runtime_limit_is_read_in_every_format(tmp_path: Path, key: str) -> None:
     assert len(key.encode()) <= 1024
-    assert policies.check_key(key) == key
+    assert check_key(key) == key
     for path in key_files(tmp_path, key):
         assert [row[0] for row in TraceFile(path)] == [key], path
     assert Trace.from_rows([(key, 0.0, 1.0, None, None)]).keys == [key]
@@ -339,7 +340,7 @@ def test_key_over_the_runtime_limit_is_refused_in_every_format(tmp_path: Path, k
     size = len(key.encode())
     assert MAX_KEY_BYTES == policies.MAX_KEY_BYTES == 1024
     with pytest.raises(policies.InvalidJob):
-        policies.check_key(key)
+        check_key(key)
     for path in key_files(tmp_path, key):
         with pytest.raises(TraceError) as caught:
             list(TraceFile(path))

@@ -1,4 +1,6 @@
--- _core.lua: shared by every script (assembled ahead of a policy fragment and a verb).
+-- _core.lua: shared by every script (assembled after the generated _keys block, which
+-- defines B = KEYS[1], the K_<NAME> key names and kq/kk, and before a policy fragment, the
+-- engine and a verb).
 --
 -- KEYS[1]  base = "<prefix>{<domain>}:"  every key below starts with it, so all keys of a
 --          domain share one hash tag (one Cluster slot). Per-key names append the user's key
@@ -10,11 +12,12 @@
 -- ARGV[3..] the verb's own arguments: arg(1) is ARGV[3], arg(2) is ARGV[4], and so on. The
 --          header of each verb names its arguments as arg(i).
 --
--- Key schema (all under base):
+-- Key schema (all under base; the names come from DOMAIN_KEYS in _redis_scripts.py):
 --   meta       hash   seq (insert/lease counter), fs (first-seen counter), lru, vtime,
 --                     round, positions
---   tasks      hash   packed task id (see _pack_id in _redis.py) -> msgpack(seq, key, enqueued_at, cost|false, deadline|false,
---                     deadline member|'', lease member|'', payload)
+--   tasks      hash   packed task id (pack_id in _redis_wire.py) -> msgpack(seq, key,
+--                     enqueued_at, cost|false, deadline|false, deadline member|'',
+--                     lease member|'', payload, op token|'')
 --   q:<key>    list   "<seq>:<id>" FIFO; entries whose seq no longer matches the record are
 --                     dead (withdrawn) and dropped when they reach the head
 --   k:<key>    hash   fs, n (live backlog), srv, used, tag, est, v, pos, base, def;
@@ -30,7 +33,6 @@
 --                     or a random token per dispatch call.
 -- Invariant: a q:<key> list is empty or its head is live, and k:<key>.n counts its live tasks.
 
-local B = KEYS[1]
 local QUANTUM, ALPHA, SLACK, KEY_TTL_MS
 do
   local q, a, s, t = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
@@ -46,17 +48,6 @@ local function words(s)
   for word in string.gmatch(s, '%S+') do out[#out + 1] = word end
   return out
 end
-
-local K_META = B .. 'meta'
-local K_TASKS = B .. 'tasks'
-local K_ACTIVE = B .. 'active'
-local K_KNOWN = B .. 'known'
-local K_DEADLINES = B .. 'deadlines'
-local K_LEASES = B .. 'leases'
-local K_WEIGHTS = B .. 'weights'
-local K_OPS = B .. 'ops'
-local function kq(key) return B .. 'q:' .. key end
-local function kk(key) return B .. 'k:' .. key end
 
 -- Redis turns Lua numbers in replies into integers, and tostring() keeps 14 digits: every
 -- float leaves a script as a 17-digit string, which round-trips a double exactly.

@@ -3,7 +3,6 @@
 -- heap); k:<key>.v, pos, base, def (deficit), est (run-time estimate); meta.round, positions.
 -- Same float operations in the same order as the Python, so the same rounding.
 local P = {}
-local K_DRR = B .. 'drr'
 
 local function kgetn(key, field) return tonumber(redis.call('HGET', kk(key), field)) end
 

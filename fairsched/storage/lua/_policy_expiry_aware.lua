@@ -3,7 +3,6 @@
 -- of the key's head; only heads that have a deadline).
 local INNER = P
 P = {}
-local K_HEADS = B .. 'heads'
 
 local function head_member(key)
   return pad(tonumber(redis.call('HGET', kk(key), 'fs'))) .. key

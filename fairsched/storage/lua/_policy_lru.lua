@@ -3,7 +3,6 @@
 -- meta.lru (dispatch counter). Ranks are integers below 2**53, exact as zset scores, and
 -- unique, so the zset order is the heap order of the Python policy.
 local P = {}
-local K_LRU = B .. 'lru'
 local NEVER_SERVED = -4503599627370496  -- -(2**52), as in _lru.py
 
 local function lru_rank(key)

@@ -2,7 +2,6 @@
 -- queuing). Keys: wlru zset (pad(first seen) .. key -> start tag; equal tags fall back to
 -- first-seen order as in the heap); k:<key>.tag; meta.vtime. Tags are stored as %.17g.
 local P = {}
-local K_WLRU = B .. 'wlru'
 
 local function wl_member(key) return pad(tonumber(redis.call('HGET', kk(key), 'fs'))) .. key end
 local function vtime() return tonumber(redis.call('HGET', K_META, 'vtime') or '0') end

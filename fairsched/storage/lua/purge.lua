@@ -8,5 +8,5 @@ for _, key in ipairs(redis.call('ZRANGE', K_KNOWN, 0, -1)) do
   redis.call('UNLINK', kq(key), kk(key))
 end
 redis.call('UNLINK', K_META, K_TASKS, K_ACTIVE, K_KNOWN, K_DEADLINES, K_LEASES, K_OPS,
-  B .. 'lru', B .. 'wlru', B .. 'drr', B .. 'heads')
+  K_LRU, K_WLRU, K_DRR, K_HEADS)
 return dropped

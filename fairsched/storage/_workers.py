@@ -10,30 +10,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from attrs import define, field
 
-from .storage import Clock
-from .storage._redis import key_base, standalone_script
+from ._base import Clock
+from ._redis_scripts import DOMAIN_KEYS, WORKER_PREFIX, standalone_script
+from ._redis_wire import key_base
 
-__all__ = ["MemoryWorkerRegistry", "RedisWorkerRegistry", "WorkerRegistry"]
-
-
-class WorkerRegistry(Protocol):
-    """Live workers and their concurrency, per domain."""
-
-    def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
-        """Record that `worker` is alive for `ttl` seconds, serving `domains`."""
-        ...
-
-    def leave(self, worker: str, domains: Iterable[str]) -> None:
-        """Forget `worker` at once (a clean shutdown)."""
-        ...
-
-    def concurrency(self, domain: str) -> int:
-        """Total concurrency of the live workers serving `domain` (0 if none)."""
-        ...
+__all__ = ["MemoryWorkerRegistry", "RedisWorkerRegistry"]
 
 
 @define
@@ -87,10 +72,10 @@ class RedisWorkerRegistry:
         self._script = self.client.register_script(standalone_script("heartbeat"))
 
     def _set(self, domain: str) -> str:
-        return key_base(self.prefix, domain) + "workers"
+        return key_base(self.prefix, domain) + DOMAIN_KEYS["WORKERS"]
 
     def _key(self, domain: str, worker: str) -> str:
-        return f"{key_base(self.prefix, domain)}worker:{worker}"
+        return f"{key_base(self.prefix, domain)}{WORKER_PREFIX}{worker}"
 
     def beat(self, worker: str, domains: Iterable[str], concurrency: int, ttl: float) -> None:
         """Record that `worker` is alive for `ttl` seconds, serving `domains`."""

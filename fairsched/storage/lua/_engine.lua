@@ -1,4 +1,5 @@
--- _insert.lua: insert (enqueue at the tail, requeue at the head) and withdraw; needs P.
+-- _engine.lua: the machinery every verb shares: insert (enqueue at the tail, requeue at the
+-- head), withdraw, expire, dispatch and complete; needs P (the policy fragment).
 
 -- Put record `t` (not stored as queued) into its key's backlog.
 local function insert(t, now, front)

@@ -1,0 +1,181 @@
+"""Wiring an app: its configuration, storage and dispatcher, and the worker step that runs
+for it (heartbeats, lease reclaim, window refill)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from celery import Celery, bootsteps
+
+from policies import PolicyError, from_config
+
+from ..config import FairschedConfig, hide_secrets
+from ..dispatch import Dispatcher
+from ..errors import ConfigurationError
+from ..storage import MemoryStorage, RedisStorage, Storage
+from ._dispatchers import CONFIGURE_LOCK, DISPATCHERS
+from ._release import releaser
+from ._signals import connect_signals
+
+logger = logging.getLogger("fairsched.celery")
+
+
+def _build_storage(config: FairschedConfig) -> Storage:
+    if config.redis_url is None:
+        return MemoryStorage(policy=config.policy, serializer=config.redis_serializer)
+
+    built: Storage = RedisStorage.from_settings(
+        config.redis_url,
+        prefix=config.redis_prefix,
+        serializer=config.redis_serializer,
+        key_ttl=config.redis_key_ttl,
+        max_retries=config.redis_max_retries,
+        use_ssl=config.redis_use_ssl or None,
+        socket_timeout=config.redis_socket_timeout,
+        connect_timeout=config.redis_connect_timeout,
+        policy=config.policy,
+    )
+    return built
+
+
+def configure(
+    app: Celery | None = None,
+    storage: Storage | None = None,
+    policy: Any = None,
+    **settings: Any,
+) -> Dispatcher:
+    """Wire fairsched into `app`: storage, settings, worker bootstep and slot-release signals.
+
+    Settings come from `app.conf.fairsched`, overridden by keyword `settings`. Without a
+    `storage`, one is built: Redis when `redis_url` is set, else in memory (one process only).
+    Calling it again replaces the app's configuration. Returns the app's dispatcher.
+
+    Raises:
+        ConfigurationError: a setting is unknown or invalid, or `policy` disagrees with the
+            policy of the `storage` passed.
+    """
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    hide_secrets(app.conf)
+    config = FairschedConfig.from_celery(app.conf, policy=policy, **settings)
+    if storage is None:
+        storage = _build_storage(config)
+    elif policy is not None and storage.policy != from_config(config.policy):
+        raise ConfigurationError(
+            f"policy {config.policy_name!r} differs from the storage's own policy "
+            f"{storage.policy.name!r}; configure the policy on the storage"
+        )
+    try:
+        storage.set_weights(config.weights)
+    except PolicyError as exc:
+        raise ConfigurationError(f"fairsched setting 'weights': {exc}") from exc
+    dispatcher = Dispatcher(app=app, storage=storage, config=config)
+    with CONFIGURE_LOCK:
+        DISPATCHERS[app] = dispatcher
+        install(app)
+    return dispatcher
+
+
+def dispatcher_for(app: Celery) -> Dispatcher:
+    """The dispatcher of `app`, configuring it from `app.conf.fairsched` on first use."""
+    found = DISPATCHERS.get(app)
+    if found is not None:
+        return found
+    with CONFIGURE_LOCK:
+        found = DISPATCHERS.get(app)
+        return found if found is not None else configure(app)
+
+
+def install(app: Celery) -> None:
+    """Add the worker step to `app` and connect the slot-release signal handlers."""
+    app.steps["worker"].add(DispatcherStep)
+    connect_signals()
+    hide_secrets(app.conf)
+
+
+def _is_multiprocess(pool_cls: Any) -> bool:
+    module = getattr(pool_cls, "__module__", "") or ""
+    return module.endswith((".prefork", ".processes"))
+
+
+class DispatcherStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker bootstep: heartbeats for `window="auto"`, reclaims lapsed leases, refills windows.
+
+    Runs one daemon thread per worker that, every `reclaim_interval` seconds, renews the
+    worker's heartbeat (when due) and, for each queue the worker consumes, requeues tasks
+    whose lease lapsed and dispatches while the window has room.
+
+    Raises (at worker start):
+        ConfigurationError: the storage is in memory and the pool runs tasks in other processes.
+    """
+
+    label = "fairsched"
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, w: Any, **kwargs: Any) -> None:
+        super().__init__(w, **kwargs)
+        self.dispatcher = dispatcher_for(w.app)
+        if isinstance(self.dispatcher.storage, MemoryStorage) and _is_multiprocess(w.pool_cls):
+            raise ConfigurationError(
+                "MemoryStorage cannot be shared by the processes of a prefork pool; run the "
+                "worker with --pool=threads or --pool=solo, or set redis_url in "
+                "app.conf.fairsched (or pass a RedisStorage to fairsched.configure)"
+            )
+        self.worker_name = f"{w.hostname}:{os.getpid()}"
+        self.concurrency = int(getattr(w, "concurrency", 1) or 1)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.domains: list[str] = []
+
+    def start(self, w: Any) -> None:
+        queues = w.app.amqp.queues.consume_from
+        self.domains = sorted(queues) or [str(w.app.conf.task_default_queue)]
+        self._stop.clear()
+        self._beat()
+        self._thread = threading.Thread(target=self._run, name="fairsched-dispatcher", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        config = self.dispatcher.config
+        try:
+            self.dispatcher.workers.beat(
+                self.worker_name, self.domains, self.concurrency, config.heartbeat_ttl
+            )
+        except Exception:
+            logger.warning("fairsched heartbeat failed", exc_info=True)
+        for domain in self.domains:
+            self.dispatcher.forget_window(domain)
+
+    def _run(self) -> None:
+        config = self.dispatcher.config
+        next_beat = time.monotonic() + config.heartbeat_interval
+        while not self._stop.is_set():
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + config.heartbeat_interval
+            for domain in self.domains:
+                try:
+                    self.dispatcher.fill(domain)
+                except Exception:
+                    logger.exception("fairsched dispatch round for %r failed", domain)
+            self._stop.wait(config.reclaim_interval)
+
+    def stop(self, w: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        releaser.drain()  # releases of this process still being retried get a last try
+        try:
+            self.dispatcher.workers.leave(self.worker_name, self.domains)
+        except Exception:
+            logger.warning("fairsched could not deregister the worker", exc_info=True)
+
+    def terminate(self, w: Any) -> None:
+        self.stop(w)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from attrs import define, field, frozen
+from attrs.validators import optional
 
 from ._backlog import Backlog
 from ._job import Job
@@ -27,6 +28,10 @@ class DrrState:
     backlog: Backlog
     round: int = 0
     positions: int = 0
+    #: Mean (EWMA, factor alpha) of the costs charged at dispatch: the automatic quantum.
+    mean_cost: float | None = None
+    #: Mean (EWMA) of every measured run time: the cost of a key with no estimate of its own.
+    mean_runtime: float | None = None
     slots: dict[str, tuple[int, int]] = field(factory=dict)
     base: dict[str, int] = field(factory=dict)
     deficit: dict[str, float] = field(factory=dict)
@@ -39,14 +44,20 @@ class DeficitRoundRobin:
     """Serve keys in turn, letting each spend up to `quantum * weight` cost per round.
 
     A task's cost is its declared cost, else an exponentially weighted mean (factor `alpha`) of
-    its key's measured run times, else 1. A key that becomes backlogged joins the current round
-    at its end with a zero deficit. Guarantee, for keys backlogged together from one instant
-    and costs at most C: at every point the weighted service S_i/w_i of any two of them differ
-    by at most `quantum + C / min(w_i, w_j)`.
+    its key's measured run times, else the same mean over every key's run times (a new key
+    is charged what tasks cost so far), else 1. `quantum`, when not set, follows the costs:
+    it is the exponentially weighted mean (factor `alpha`) of the costs charged so far (1
+    before the first dispatch), so a key of average tasks gets about one per round whatever
+    the unit or scale of the costs. A key that becomes backlogged joins the current round at
+    its end with a zero deficit. Guarantee, for keys backlogged together from one instant, a
+    fixed quantum and costs at most C: at every point the weighted service S_i/w_i of any two
+    of them differ by at most `quantum + C / min(w_i, w_j)`. With the automatic quantum, a
+    key that becomes backlogged behind K keys of cheap tasks is served within two rounds: at
+    most 4K of their tasks (tested in tests/property/test_fairness_laws.py).
     """
 
     name: ClassVar[str] = "drr"
-    quantum: float = field(default=1.0, validator=positive)
+    quantum: float | None = field(default=None, validator=optional(positive))
     alpha: float = field(default=0.2, validator=unit_interval)
     weights: Mapping[str, float] = field(factory=dict, converter=frozen_weights)
 
@@ -54,21 +65,29 @@ class DeficitRoundRobin:
         return DrrState(backlog)
 
     def cost(self, state: DrrState, job: Job) -> float:
-        """The cost charged for `job`: declared, else the key's estimate, else 1."""
+        """The cost charged for `job`: declared, else the key's estimate, else the mean run
+        time of all keys, else 1."""
         if job.cost is not None:
             return job.cost
-        return state.estimate.get(job.key, 1.0)
+        found = state.estimate.get(job.key)
+        if found is not None:
+            return found
+        return state.mean_runtime if state.mean_runtime is not None else 1.0
+
+    def per_round(self, state: DrrState) -> float:
+        """The quantum now: as configured, else the mean charged cost, else 1."""
+        if self.quantum is not None:
+            return self.quantum
+        return state.mean_cost if state.mean_cost is not None else 1.0
 
     def _schedule(self, state: DrrState, key: str, pos: int, continuing: bool) -> None:
         backlog = state.backlog
-        head = backlog.queues[key][0]
-        # `cost` and `Backlog.weight`, inlined (the simulator's hot path).
-        cost = head.cost if head.cost is not None else state.estimate.get(head.key, 1.0)
+        cost = self.cost(state, backlog.queues[key][0])
         deficit, base = state.deficit[key], state.base[key]
         if continuing and deficit >= cost:
             visit = base
         else:
-            per_round = self.quantum * backlog.weights.get(key, 1.0)
+            per_round = self.per_round(state) * backlog.weights.get(key, 1.0)
             visit = base + max(1, math.ceil((cost - deficit) / per_round))
         slot = (visit, pos)
         old = state.slots.get(key)
@@ -116,11 +135,13 @@ class DeficitRoundRobin:
         state.round = current
         backlog, deficit, base = state.backlog, state.deficit, state.base
         credit = deficit[key] + (current - base[key]) * (
-            self.quantum * backlog.weights.get(key, 1.0)
+            self.per_round(state) * backlog.weights.get(key, 1.0)
         )
         base[key] = current
-        cost = job.cost if job.cost is not None else state.estimate.get(job.key, 1.0)
+        cost = self.cost(state, job)
         deficit[key] = credit - cost
+        mean = state.mean_cost
+        state.mean_cost = cost if mean is None else self.alpha * cost + (1 - self.alpha) * mean
         if key in backlog.queues:
             self._schedule(state, key, pos, continuing=True)
         else:
@@ -134,10 +155,13 @@ class DeficitRoundRobin:
         del state.slots[key], state.base[key], state.deficit[key]
 
     def on_complete(self, state: DrrState, job: Job, runtime: float) -> None:
+        alpha = self.alpha
+        mean = state.mean_runtime
+        state.mean_runtime = runtime if mean is None else alpha * runtime + (1 - alpha) * mean
         if job.cost is None:
             old = state.estimate.get(job.key)
             state.estimate[job.key] = (
-                runtime if old is None else self.alpha * runtime + (1 - self.alpha) * old
+                runtime if old is None else alpha * runtime + (1 - alpha) * old
             )
 
     def on_weight_change(self, state: DrrState, key: str, now: float) -> None:

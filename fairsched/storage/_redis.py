@@ -76,9 +76,10 @@ def _check_retries(instance: Any, attribute: Any, value: Any) -> None:
 def _preamble(policy: Policy[Any], key_ttl: float | None) -> bytes:
     """The policy's numbers as the scripts read them (ARGV[1], see _core.lua)."""
     inner = policy.inner if isinstance(policy, ExpiryAware) else policy
-    quantum, alpha = (
-        (inner.quantum, inner.alpha) if isinstance(inner, DeficitRoundRobin) else (1, 0.2)
-    )
+    quantum, alpha = 1.0, 0.2
+    if isinstance(inner, DeficitRoundRobin):
+        # A quantum of 0 asks the script for the automatic one (see _policy_drr.lua).
+        quantum, alpha = inner.quantum or 0.0, inner.alpha
     slack = policy.slack if isinstance(policy, ExpiryAware) else 0.0
     ttl_ms = 0 if key_ttl is None else max(1, round(key_ttl * 1000))
     # One argument: each argument costs the client an encoding step on every call.

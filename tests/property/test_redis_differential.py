@@ -47,7 +47,7 @@ INNER: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "weighted_lru": st.builds(lambda w: {"policy": "weighted_lru", "weights": w}, weight_maps),
     "drr": st.builds(
         lambda q, a, w: {"policy": "drr", "quantum": q, "alpha": a, "weights": w},
-        st.sampled_from([1.0, 0.5]) | quanta,
+        st.sampled_from([None, None, 1.0, 0.5]) | quanta,
         st.sampled_from([0.2, 0.5, 1.0]),
         weight_maps,
     ),

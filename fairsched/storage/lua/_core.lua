@@ -6,7 +6,8 @@
 --          domain share one hash tag (one Cluster slot). Per-key names append the user's key
 --          string, which arrives through ARGV or from stored data, never from script text.
 -- ARGV[1]  policy preamble, four numbers separated by spaces (one argument, as each argument
---          costs the client an encoding step): drr quantum, drr alpha, expiry slack (s),
+--          costs the client an encoding step): drr quantum (0: automatic), drr alpha, expiry
+--          slack (s),
 --          key_ttl in ms (0: idle keys are kept forever)
 -- ARGV[2]  '1' when the client repeats a call whose reply it lost (see `ops` below), else '0'
 -- ARGV[3..] the verb's own arguments: arg(1) is ARGV[3], arg(2) is ARGV[4], and so on. The

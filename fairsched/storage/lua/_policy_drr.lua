@@ -1,6 +1,8 @@
 -- _policy_drr.lua: the twin of policies/_drr.py (DeficitRoundRobin).
 -- Keys: drr zset (pad(position) .. key -> visit round; order = (visit, position) as in the
--- heap); k:<key>.v, pos, base, def (deficit), est (run-time estimate); meta.round, positions.
+-- heap); k:<key>.v, pos, base, def (deficit), est (run-time estimate); meta.round, positions,
+-- cmean (mean charged cost: the automatic quantum), rmean (mean run time: a new key's cost).
+-- QUANTUM 0 in the preamble means automatic.
 -- Same float operations in the same order as the Python, so the same rounding.
 local P = {}
 
@@ -10,7 +12,24 @@ local function drr_cost(t)
   if t.cost then return t.cost end
   local est = redis.call('HGET', kk(t.key), 'est')
   if est then return tonumber(est) end
+  local mean = redis.call('HGET', K_META, 'rmean')
+  if mean then return tonumber(mean) end
   return 1.0
+end
+
+local function drr_quantum()
+  if QUANTUM > 0 then return QUANTUM end
+  local mean = redis.call('HGET', K_META, 'cmean')
+  if mean then return tonumber(mean) end
+  return 1.0
+end
+
+-- An exponentially weighted mean kept in meta, as the Python does (same operations).
+local function ewma(field, value)
+  local old = redis.call('HGET', K_META, field)
+  local new = value
+  if old then new = ALPHA * value + (1 - ALPHA) * tonumber(old) end
+  redis.call('HSET', K_META, field, fmt(new))
 end
 
 local function drr_schedule(key, pos, continuing)
@@ -20,7 +39,7 @@ local function drr_schedule(key, pos, continuing)
   if continuing and deficit >= cost then
     visit = base
   else
-    local per_round = QUANTUM * weight(key)
+    local per_round = drr_quantum() * weight(key)
     visit = base + math.max(1, math.ceil((cost - deficit) / per_round))
   end
   redis.call('HSET', kk(key), 'v', fmt(visit), 'pos', fmt(pos))
@@ -55,8 +74,10 @@ function P.dispatched(key, t, now, still, fields)
   local current = drr_round()
   if top[1] and tonumber(top[2]) == visit then current = visit end
   redis.call('HSET', K_META, 'round', fmt(current))
-  local credit = kgetn(key, 'def') + (current - kgetn(key, 'base')) * (QUANTUM * weight(key))
-  redis.call('HSET', kk(key), 'base', fmt(current), 'def', fmt(credit - drr_cost(t)))
+  local credit = kgetn(key, 'def') + (current - kgetn(key, 'base')) * (drr_quantum() * weight(key))
+  local cost = drr_cost(t)
+  redis.call('HSET', kk(key), 'base', fmt(current), 'def', fmt(credit - cost))
+  ewma('cmean', cost)
   if still then drr_schedule(key, pos, true) else drr_deactivate(key) end
 end
 
@@ -65,6 +86,7 @@ function P.head_change(key, now)
 end
 
 function P.complete(t, runtime)
+  ewma('rmean', runtime)
   if not t.cost then
     local old = redis.call('HGET', kk(t.key), 'est')
     local est = runtime

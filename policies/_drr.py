@@ -47,7 +47,7 @@ class DeficitRoundRobin:
     its key's measured run times, else the same mean over every key's run times (a new key
     is charged what tasks cost so far), else 1. `quantum`, when not set, follows the costs:
     it is the exponentially weighted mean (factor `alpha`) of the costs charged so far (1
-    before the first dispatch), so a key of average tasks gets about one per round whatever
+    while no cost is known), so a key of average tasks gets about one per round whatever
     the unit or scale of the costs. A key that becomes backlogged joins the current round at
     its end with a zero deficit. Guarantee, for keys backlogged together from one instant, a
     fixed quantum and costs at most C: at every point the weighted service S_i/w_i of any two
@@ -67,18 +67,26 @@ class DeficitRoundRobin:
     def cost(self, state: DrrState, job: Job) -> float:
         """The cost charged for `job`: declared, else the key's estimate, else the mean run
         time of all keys, else 1."""
+        known = self._known_cost(state, job)
+        return 1.0 if known is None else known
+
+    @staticmethod
+    def _known_cost(state: DrrState, job: Job) -> float | None:
         if job.cost is not None:
             return job.cost
         found = state.estimate.get(job.key)
-        if found is not None:
-            return found
-        return state.mean_runtime if state.mean_runtime is not None else 1.0
+        return found if found is not None else state.mean_runtime
 
     def per_round(self, state: DrrState) -> float:
-        """The quantum now: as configured, else the mean charged cost, else 1."""
+        """The quantum now: as configured, else the mean charged cost, else the mean run
+        time (known before any known cost is charged), else 1; a mean of 0 (free tasks
+        only) does not count, since a round must grant something."""
         if self.quantum is not None:
             return self.quantum
-        return state.mean_cost if state.mean_cost is not None else 1.0
+        for mean in (state.mean_cost, state.mean_runtime):
+            if mean is not None and mean > 0:
+                return mean
+        return 1.0
 
     def _schedule(self, state: DrrState, key: str, pos: int, continuing: bool) -> None:
         backlog = state.backlog
@@ -134,14 +142,23 @@ class DeficitRoundRobin:
         current = visit if top_visit == visit else state.round
         state.round = current
         backlog, deficit, base = state.backlog, state.deficit, state.base
-        credit = deficit[key] + (current - base[key]) * (
-            self.per_round(state) * backlog.weights.get(key, 1.0)
-        )
+        known = self._known_cost(state, job)
+        if known is not None:
+            # The automatic quantum counts this cost before it grants the rounds' credit, so
+            # credit is never granted at a scale the costs have left (the placeholder 1 says
+            # nothing about the scale and is not counted).
+            mean = state.mean_cost
+            state.mean_cost = (
+                known if mean is None else self.alpha * known + (1 - self.alpha) * mean
+            )
+        grant = self.per_round(state) * backlog.weights.get(key, 1.0)
+        credit = deficit[key] + (current - base[key]) * grant
         base[key] = current
-        cost = self.cost(state, job)
-        deficit[key] = credit - cost
-        mean = state.mean_cost
-        state.mean_cost = cost if mean is None else self.alpha * cost + (1 - self.alpha) * mean
+        left = credit - (1.0 if known is None else known)
+        # Rounds skipped while the automatic quantum was larger would grant credit at a scale
+        # the costs have left; a key banks at most one round's grant (with a fixed quantum
+        # the credit left is below one grant anyway).
+        deficit[key] = left if self.quantum is not None else min(left, grant)
         if key in backlog.queues:
             self._schedule(state, key, pos, continuing=True)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -226,6 +227,74 @@ def test_drr_estimates_unknown_costs_from_completed_runtimes():
         queue.complete(job, runtime)
     window = [queue.dispatch(0.0).job.key for _ in range(40)]
     assert 2.5 <= window.count("fast") / window.count("slow") <= 3.5
+
+
+def light_key_wait(
+    config: Any, bulk: int, cost: float, warm: int, light: float | None, jitter: list[float]
+) -> int:
+    """Bulk tasks dispatched between a light key's enqueue and its first dispatch.
+
+    `bulk` keys flood tasks whose run times are `cost` times a jitter in [0.8, 1.2], fed back
+    as each finishes (one at a time, as one worker would); after `warm` dispatches the light
+    key enqueues one task. `light` is the run time of the light key's earlier tasks (it has
+    that history), or None for a key never seen before.
+    """
+    queue = FairQueue(from_config(config))
+    for i in range(200):
+        for k in range(bulk):
+            queue.enqueue(Job(f"b{k}-{i}", f"bulk{k}"), 0.0)
+    runs = itertools.cycle(jitter)
+    light_runtime = cost / 2 if light is None else light
+
+    def run_one() -> Job:
+        job = queue.dispatch(0.0).job
+        assert job is not None
+        queue.complete(job, (light_runtime if job.key == "light" else cost) * next(runs))
+        return job
+
+    if light is not None:
+        queue.enqueue(Job("light-old", "light"), 0.0)
+        while run_one().key != "light":
+            pass
+    for _ in range(warm):
+        run_one()
+    queue.enqueue(Job("light-new", "light"), 0.0)
+    waited = 0
+    while run_one().key != "light":
+        waited += 1
+    return waited
+
+
+@given(
+    bulk=st.integers(1, 6),
+    cost=st.floats(0.001, 100.0),
+    warm=st.integers(0, 80),
+    light_share=st.none() | st.floats(0.05, 1.0),
+    jitter=st.lists(st.floats(0.8, 1.2), min_size=1, max_size=7),
+)
+def test_drr_defaults_serve_a_light_key_within_two_rounds_of_a_cheap_flood(
+    bulk, cost, warm, light_share, jitter
+):
+    """Law for the defaults (no quantum set): a key that becomes backlogged behind K keys
+    flooding tasks of about one cost c (whatever its unit or scale) waits for at most 4K of
+    their tasks, that is at most 4K x 1.2c of service: whether it is new (charged the mean run
+    time of all keys) or has a history of lighter tasks.
+
+    Why: the quantum follows the mean charged cost q, within [0.8c, 1.2c] here; a key that
+    joins is charged at most 1.5q, so it is served in the current round or the next, and in
+    one round a flooding key with deficit d < 1.2c gets floor((d + q) / 0.8c) <= 2 tasks.
+    With the old defaults (quantum 1, a new key charged 1) c = 20 ms meant 50 tasks per key
+    per round.
+    """
+    light = None if light_share is None else cost * light_share
+    waited = light_key_wait("drr", bulk, cost, warm, light, jitter)
+    assert waited <= 4 * bulk
+
+
+def test_drr_with_a_fixed_large_quantum_makes_the_light_key_wait_rounds_of_the_flood():
+    """The contrast that motivates the defaults: quantum 1 (seconds) with 20 ms tasks."""
+    waited = light_key_wait({"policy": "drr", "quantum": 1.0}, 3, 0.02, 30, None, [1.0])
+    assert waited > 4 * 3 * 5
 
 
 def _drain_one_each(queue: FairQueue) -> list[Job]:

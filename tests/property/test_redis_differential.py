@@ -39,7 +39,7 @@ EXAMPLES = int(os.environ.get("FAIRSCHED_DIFF_EXAMPLES", "60"))
 DOMAINS = ["celery", "q2"]
 domains = st.sampled_from(["celery", "celery", "celery", "q2"])
 #: Round numbers make exact ties (deficit == cost, equal tags), where off-by-one bugs hide.
-task_costs = st.none() | st.sampled_from([0.5, 1.0, 2.0]) | costs
+task_costs = st.none() | st.sampled_from([0.0, 0.5, 1.0, 2.0]) | costs
 
 weight_maps = st.dictionaries(st.sampled_from(KEYS), weights, max_size=3)
 INNER: dict[str, st.SearchStrategy[dict[str, Any]]] = {

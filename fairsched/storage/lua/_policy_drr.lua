@@ -8,19 +8,24 @@ local P = {}
 
 local function kgetn(key, field) return tonumber(redis.call('HGET', kk(key), field)) end
 
-local function drr_cost(t)
+-- The cost known for task t (declared, the key's estimate, the mean run time), or nil.
+local function drr_known_cost(t)
   if t.cost then return t.cost end
   local est = redis.call('HGET', kk(t.key), 'est')
   if est then return tonumber(est) end
   local mean = redis.call('HGET', K_META, 'rmean')
   if mean then return tonumber(mean) end
-  return 1.0
+  return nil
 end
+
+local function drr_cost(t) return drr_known_cost(t) or 1.0 end
 
 local function drr_quantum()
   if QUANTUM > 0 then return QUANTUM end
-  local mean = redis.call('HGET', K_META, 'cmean')
-  if mean then return tonumber(mean) end
+  for _, field in ipairs({'cmean', 'rmean'}) do
+    local mean = tonumber(redis.call('HGET', K_META, field) or '0')
+    if mean > 0 then return mean end
+  end
   return 1.0
 end
 
@@ -74,10 +79,16 @@ function P.dispatched(key, t, now, still, fields)
   local current = drr_round()
   if top[1] and tonumber(top[2]) == visit then current = visit end
   redis.call('HSET', K_META, 'round', fmt(current))
-  local credit = kgetn(key, 'def') + (current - kgetn(key, 'base')) * (drr_quantum() * weight(key))
-  local cost = drr_cost(t)
-  redis.call('HSET', kk(key), 'base', fmt(current), 'def', fmt(credit - cost))
-  ewma('cmean', cost)
+  -- The automatic quantum counts this cost before it grants the rounds' credit (as in
+  -- _drr.py); the placeholder 1 says nothing about the costs' scale and is not counted.
+  local known = drr_known_cost(t)
+  if known then ewma('cmean', known) end
+  local grant = drr_quantum() * weight(key)
+  local credit = kgetn(key, 'def') + (current - kgetn(key, 'base')) * grant
+  local left = credit - (known or 1.0)
+  -- With the automatic quantum a key banks at most one round's grant (as in _drr.py).
+  if QUANTUM <= 0 then left = math.min(left, grant) end
+  redis.call('HSET', kk(key), 'base', fmt(current), 'def', fmt(left))
   if still then drr_schedule(key, pos, true) else drr_deactivate(key) end
 end
 

@@ -46,10 +46,6 @@ class Backlog:
         """The weight of `key` (1.0 unless set)."""
         return self.weights.get(key, 1.0)
 
-    def is_backlogged(self, key: str) -> bool:
-        """Whether `key` has at least one job waiting."""
-        return key in self.queues
-
     def next_seq(self) -> int:
         """A number larger than any handed out before (orders simultaneous events)."""
         self._seq += 1

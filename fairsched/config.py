@@ -87,6 +87,11 @@ def _check_window(instance: Any, attribute: Any, value: Any) -> None:
         raise _fail("window", "an int >= 1 or 'auto'", value)
 
 
+def _dispatch(instance: Any, attribute: Any, value: Any) -> None:
+    if value not in ("auto", "late", "window"):
+        raise _fail("dispatch", "'auto', 'late' or 'window'", value)
+
+
 def _optional(check: Any) -> Any:
     def run(instance: Any, attribute: Any, value: Any) -> None:
         if value is not None:
@@ -132,6 +137,11 @@ class FairschedConfig:
     policy: Any = field(default=DEFAULT_POLICY, converter=_policy, validator=_check_policy)
     #: Key weights applied to the storage at configure time (kept there until changed).
     weights: Mapping[str, float] = field(factory=dict, converter=_weights)
+    #: How tasks reach workers: "late" (the policy chooses when a worker process is free; a
+    #: Redis broker, whose Redis holds the backlogs), "window" (a window of chosen tasks is
+    #: published to the broker; any broker), or "auto" (late for a Redis broker when the
+    #: storage can live in it, else window). See docs/celery.md, "Dispatch modes".
+    dispatch: Literal["auto", "late", "window"] = field(default="window", validator=_dispatch)
     window: int | Literal["auto"] = field(default="auto", validator=_check_window)
     window_factor: float = field(default=2.0, validator=_positive)
     #: Window used by "auto" when no worker has a live heartbeat, so tasks still reach the

@@ -24,11 +24,12 @@ from policies import Job
 
 from ._options import check_options, deadline_of
 from .config import FairschedConfig
-from .errors import PublishRefused, StorageError
+from .errors import PublishRefused, SerializationError, StorageError
 from .serializers import Serializer, get_serializer
 from .storage import Clock, Dispatch, Storage, Task, WorkerRegistry
 
 __all__ = [
+    "HEADER_COST",
     "HEADER_DOMAIN",
     "HEADER_ENQUEUED",
     "HEADER_KEY",
@@ -43,6 +44,8 @@ logger = logging.getLogger("fairsched.dispatch")
 HEADER_KEY = "fairsched_key"
 HEADER_DOMAIN = "fairsched_domain"
 HEADER_ENQUEUED = "fairsched_enqueued"
+#: The declared cost of a task (late-binding dispatch carries it in the message).
+HEADER_COST = "fairsched_cost"
 #: When the task's slot is reclaimed unless released first (seconds since the epoch): how
 #: long a worker keeps retrying a release that fails while the storage is unreachable.
 HEADER_LEASE = "fairsched_lease"
@@ -63,6 +66,10 @@ class Dispatcher:
     storage: Storage
     config: FairschedConfig
     clock: Clock = time.time
+    #: Late-binding dispatch (fairsched.transport): submits publish through the fair transport,
+    #: which stores the message; workers lease tasks as they pop them; nothing is published on
+    #: release. False: windowed dispatch.
+    late: bool = False
     #: The storage's registry of live workers (heartbeats), for `window="auto"`.
     workers: WorkerRegistry = field(init=False)
     #: The storage's payload serializer.
@@ -152,6 +159,9 @@ class Dispatcher:
         now = self.clock()
         deadline = deadline_of(expires, now, bool(self.app.conf.enable_utc))
         domain = self.domain_of(name, args, kwargs, options)
+        if self.late:
+            self._publish_late(name, key, args, kwargs, options, task_id, now, deadline, cost)
+            return task_id
         payload = self.serializer.dumps(
             {
                 "v": PAYLOAD_VERSION,
@@ -170,6 +180,37 @@ class Dispatcher:
         self._count("submitted")
         self.publish(dispatch)
         return task_id
+
+    def _publish_late(
+        self,
+        name: str,
+        key: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        task_id: str,
+        now: float,
+        deadline: float | None,
+        cost: float | None,
+    ) -> None:
+        """Publish through the fair transport, which stores the message in its key's backlog
+        (one script, one round trip) and wakes a worker."""
+        from kombu.exceptions import EncodeError
+
+        headers = dict(options.pop("headers", None) or {})
+        headers[HEADER_KEY] = key
+        headers[HEADER_ENQUEUED] = now
+        if cost is not None:
+            headers[HEADER_COST] = cost
+        if deadline is not None:
+            options["expires"] = datetime.fromtimestamp(deadline, timezone.utc)
+        try:
+            self.app.send_task(
+                name, args=args, kwargs=kwargs, task_id=task_id, headers=headers, **options
+            )
+        except EncodeError as exc:
+            raise SerializationError(f"cannot encode the task's message: {exc}") from exc
+        self._count("submitted")
 
     def _check_message_encoding(
         self, options: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
@@ -322,7 +363,12 @@ class Dispatcher:
     # -- slots --------------------------------------------------------------------------------
 
     def finish(self, task_id: str, domain: str, runtime: float | None = None) -> None:
-        """Release the slot of a finished task and publish the task dispatched in its place."""
+        """Release the slot of a finished task and publish the task dispatched in its place
+        (late binding: only release it; a worker with a free process takes the next)."""
+        if self.late:
+            self.storage.complete(task_id, domain, runtime)
+            self._count("finished")
+            return
         dispatch = self.storage.finish(
             task_id,
             domain,
@@ -333,17 +379,22 @@ class Dispatcher:
         self._count("finished")
         self.publish(dispatch)
 
-    def fill(self, domain: str) -> int:
-        """Requeue lapsed leases of `domain`, then dispatch until its window is full.
-
-        Returns how many tasks were published.
-        """
+    def reclaim(self, domain: str) -> int:
+        """Requeue the lapsed leases of `domain` (late binding: with a wake token each)."""
         reclaimed = self.storage.reclaim(domain)
         if reclaimed:
             self._count("reclaimed", len(reclaimed))
             logger.warning(
                 "reclaimed %d lapsed lease(s) in %r; those tasks run again", len(reclaimed), domain
             )
+        return len(reclaimed)
+
+    def fill(self, domain: str) -> int:
+        """Requeue lapsed leases of `domain`, then (windowed dispatch) dispatch until its
+        window is full. Returns how many tasks were published."""
+        self.reclaim(domain)
+        if self.late:
+            return 0  # workers take tasks as they pop wake tokens
         published = 0
         window = self.window(domain)
         while True:

@@ -7,12 +7,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery, bootsteps
 
-from policies import PolicyError, from_config
+from policies import PolicyError, from_config, option_names, policy_class
 
+from .. import transport
+from .._urls import redact_url
 from ..config import FairschedConfig, hide_secrets
 from ..dispatch import Dispatcher
 from ..errors import ConfigurationError
@@ -24,12 +28,18 @@ from ._signals import connect_signals
 logger = logging.getLogger("fairsched.celery")
 
 
-def _build_storage(config: FairschedConfig) -> Storage:
-    if config.redis_url is None:
+def _build_storage(
+    config: FairschedConfig, late_on: str | None = None, key_prefix: str = ""
+) -> Storage:
+    """The storage the settings describe; with `late_on` (the broker URL), a Redis storage in
+    the broker's Redis that wakes consumers blocked on its queue lists (late-binding
+    dispatch), whose keys kombu prefixes with `key_prefix` (its `global_keyprefix`)."""
+    url = late_on or config.redis_url
+    if url is None:
         return MemoryStorage(policy=config.policy, serializer=config.redis_serializer)
 
     built: Storage = RedisStorage.from_settings(
-        config.redis_url,
+        url,
         prefix=config.redis_prefix,
         serializer=config.redis_serializer,
         key_ttl=config.redis_key_ttl,
@@ -38,8 +48,67 @@ def _build_storage(config: FairschedConfig) -> Storage:
         socket_timeout=config.redis_socket_timeout,
         connect_timeout=config.redis_connect_timeout,
         policy=config.policy,
+        wake_prefix=None if late_on is None else key_prefix,
     )
     return built
+
+
+def _redis_location(url: str) -> tuple[str, int, str] | None:
+    """(host, port, database) of a redis:// or rediss:// URL, or None for another scheme."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return None
+    database = parts.path.strip("/") or "0"
+    return (parts.hostname or "localhost", parts.port or 6379, database)
+
+
+def _late_binding(app: Celery, config: FairschedConfig, storage_given: bool) -> str | None:
+    """The broker URL when tasks are dispatched late (fairsched.transport), else None.
+
+    "auto" chooses late binding for a Redis broker when the storage can live in the broker's
+    Redis: no storage passed in and `redis_url` unset or naming the broker's server and
+    database.
+    """
+    broker = str(app.conf.broker_url or "")
+    location = _redis_location(broker)
+    if config.dispatch == "window":
+        return None
+    if config.dispatch == "late":
+        if location is None:
+            raise ConfigurationError(
+                "fairsched setting 'dispatch': 'late' needs a Redis broker (redis:// or "
+                f"rediss://), got {redact_url(broker)!r}; use 'window' or 'auto'"
+            )
+        if storage_given:
+            raise ConfigurationError(
+                "fairsched setting 'dispatch': 'late' keeps the backlogs in the broker's "
+                "Redis; leave `storage` out (fairsched builds it) or use 'window'"
+            )
+        return broker
+    same = config.redis_url is None or _redis_location(config.redis_url) == location
+    return broker if location is not None and not storage_given and same else None
+
+
+def _use_fair_transport(app: Celery, config: FairschedConfig, dispatcher: Dispatcher) -> None:
+    """Route the app's broker connections through fairsched.transport, with the settings it
+    needs as transport options, and make workers pop a task only for a free process."""
+    policy = config.policy
+    spec = dict(policy) if isinstance(policy, Mapping) else {"policy": policy}
+    if config.weights and "weights" in option_names(policy_class(spec["policy"])):
+        # Configured weights as the policy's own: the storage restores them after an empty
+        # restart (see RedisStorage._ensure_domain).
+        spec["weights"] = {**dict(spec.get("weights") or {}), **config.weights}
+    options = dict(app.conf.broker_transport_options or {})
+    options.update(
+        fairsched_prefix=config.redis_prefix,
+        fairsched_policy=spec,
+        fairsched_lease_timeout=config.lease_timeout,
+    )
+    app.conf.broker_transport = transport.TRANSPORT
+    app.conf.broker_transport_options = options
+    if "worker_disable_prefetch" in app.conf:  # Celery >= 5.6
+        app.conf.worker_disable_prefetch = True
+    transport.on_expired = dispatcher.retire_expired
 
 
 def configure(
@@ -64,8 +133,10 @@ def configure(
         app = current_app._get_current_object()
     hide_secrets(app.conf)
     config = FairschedConfig.from_celery(app.conf, policy=policy, **settings)
+    late_on = _late_binding(app, config, storage_given=storage is not None)
     if storage is None:
-        storage = _build_storage(config)
+        key_prefix = (app.conf.broker_transport_options or {}).get("global_keyprefix", "")
+        storage = _build_storage(config, late_on, key_prefix)
     elif policy is not None and storage.policy != from_config(config.policy):
         raise ConfigurationError(
             f"policy {config.policy_name!r} differs from the storage's own policy "
@@ -75,7 +146,9 @@ def configure(
         storage.set_weights(config.weights)
     except PolicyError as exc:
         raise ConfigurationError(f"fairsched setting 'weights': {exc}") from exc
-    dispatcher = Dispatcher(app=app, storage=storage, config=config)
+    dispatcher = Dispatcher(app=app, storage=storage, config=config, late=late_on is not None)
+    if late_on is not None:
+        _use_fair_transport(app, config, dispatcher)
     with CONFIGURE_LOCK:
         DISPATCHERS[app] = dispatcher
         install(app)

@@ -108,6 +108,10 @@ class RedisStorage:
     clock: Clock = time.time
     #: First back-off in seconds; doubled per attempt.
     retry_backoff: float = 0.05
+    #: Late-binding dispatch: the prefix of the broker queue lists (kombu's `global_keyprefix`,
+    #: usually "") on which consumers block; scripts that add work to a domain's backlog push
+    #: a wake token onto `<wake_prefix><domain>`. None: no wake tokens (windowed dispatch).
+    wake_prefix: str | None = None
     _scripts: dict[str, Any] = field(factory=dict, init=False, repr=False)
     _preamble: bytes = field(default=b"", init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
@@ -174,6 +178,7 @@ class RedisStorage:
         policy: Any = DEFAULT_POLICY,
         clock: Clock = time.time,
         client_options: Mapping[str, Any] | None = None,
+        wake_prefix: str | None = None,
     ) -> RedisStorage:
         """A storage from the settings users know (`redis_prefix`, `redis_serializer`, ...).
 
@@ -194,6 +199,7 @@ class RedisStorage:
             max_retries=max_retries,
             policy=policy,
             clock=clock,
+            wake_prefix=wake_prefix,
         )
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -217,6 +223,8 @@ class RedisStorage:
     def _run(self, verb: str, domain: str, *args: str | bytes) -> Any:
         script = self._scripts[verb]
         keys = [self._base(domain)]
+        if self.wake_prefix is not None:
+            keys.append(self.wake_prefix + domain)
         head = self._preamble
         # A call of a task verb whose outcome stayed unknown (every attempt failed, one may
         # have run) is sent as a repeat the next time the same call is made, e.g. by a worker

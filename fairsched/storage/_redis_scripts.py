@@ -38,6 +38,13 @@ DOMAIN_KEYS: Mapping[str, str] = {
 #: the scripts build the first two with `kq(key)` and `kk(key)`.
 QUEUE_PREFIX, RECORD_PREFIX, WORKER_PREFIX = "q:", "k:", "worker:"
 
+#: What a script pushes onto a domain's wake list (KEYS[2], when the storage has one) to wake a
+#: consumer blocked on it: JSON, as kombu decodes every item of a queue list it pops.
+WAKE_TOKEN = '{"fairsched_wake": 1}'
+
+#: At most this many tokens wait on a wake list; a consumer woken finds work or drops its token.
+MAX_WAKE_TOKENS = 4096
+
 #: Policies with a Lua twin, by the fragment that implements them.
 LUA_POLICIES: Mapping[type[Any], str] = {
     PureLru: "lru",
@@ -111,6 +118,7 @@ def _keys_prelude() -> str:
     ]
     lines += [f"local K_{name} = B .. '{suffix}'" for name, suffix in DOMAIN_KEYS.items()]
     lines.append(f"local function kq(key) return B .. '{QUEUE_PREFIX}' .. key end")
+    lines.append(f"local WAKE, WAKE_TOKEN, MAX_WAKE = KEYS[2], '{WAKE_TOKEN}', {MAX_WAKE_TOKENS}")
     lines.append(f"local function kk(key) return B .. '{RECORD_PREFIX}' .. key end")
     return "\n".join(lines)
 

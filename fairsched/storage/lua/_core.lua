@@ -5,6 +5,8 @@
 -- KEYS[1]  base = "<prefix>{<domain>}:"  every key below starts with it, so all keys of a
 --          domain share one hash tag (one Cluster slot). Per-key names append the user's key
 --          string, which arrives through ARGV or from stored data, never from script text.
+-- KEYS[2]  optional: the domain's wake list (a broker queue list consumers block on, for
+--          late-binding dispatch); scripts that add work to a backlog push WAKE_TOKEN there.
 -- ARGV[1]  policy preamble, four numbers separated by spaces (one argument, as each argument
 --          costs the client an encoding step): drr quantum (0: automatic), drr alpha, expiry
 --          slack (s),
@@ -167,4 +169,18 @@ end
 local function touch_idle(key)
   redis.call('ZADD', K_KNOWN, 'NX', -1, key)
   if KEY_TTL_MS > 0 and backlog(key) == 0 then redis.call('PEXPIRE', kk(key), KEY_TTL_MS) end
+end
+
+-- Wake one more consumer blocked on the wake list (when the storage has one), up to MAX_WAKE
+-- tokens waiting: a consumer woken either leases a task or drops its token.
+local function wake()
+  if WAKE and redis.call('LLEN', WAKE) < MAX_WAKE then redis.call('LPUSH', WAKE, WAKE_TOKEN) end
+end
+
+-- Keep a token waiting while the domain has a backlog, so a token consumed by a process that
+-- died before it leased anything never leaves work unwoken.
+local function keep_awake()
+  if WAKE and redis.call('ZCARD', K_ACTIVE) > 0 and redis.call('LLEN', WAKE) == 0 then
+    redis.call('LPUSH', WAKE, WAKE_TOKEN)
+  end
 end

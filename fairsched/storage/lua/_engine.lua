@@ -122,6 +122,7 @@ local function dispatch_reply(now, now_s, window, lease_timeout, op)
   expire(now, expired)
   local t, deadline = dispatch_one(now, now_s, window, lease_timeout, op)
   if type(t) == 'table' and t.err then return t end
+  if t then keep_awake() end
   return packed_dispatch(t, deadline, expired)
 end
 
@@ -151,6 +152,7 @@ local function requeue(t, now)
   redis.call('ZREM', K_LEASES, t.lm)
   forget_op(t)
   insert(t, now, true)
+  wake()
 end
 
 -- A task from arg(i), arg(i + 1), arg(i + 2) (id, key, payload) and three numbers (enqueued_at,

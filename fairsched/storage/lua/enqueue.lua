@@ -13,4 +13,5 @@ if not t then
   return redis.error_reply('DUPLICATE task id is already queued or leased')
 end
 insert(t, tonumber(n[4]), false)
+wake()
 return 1

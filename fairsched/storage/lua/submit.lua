@@ -14,4 +14,5 @@ if not t then
 end
 local now = tonumber(n[4])
 insert(t, now, false)
+wake()
 return dispatch_reply(now, n[4], tonumber(n[5]), tonumber(n[6]), arg(1))

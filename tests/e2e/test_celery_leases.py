@@ -14,12 +14,13 @@ from tests.e2e.cluster import Cluster
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(300)]
 
 
-@pytest.fixture
-def make_cluster(redis_url: str) -> Iterator[object]:
+@pytest.fixture(params=["late", "window"])
+def make_cluster(request: pytest.FixtureRequest, redis_url: str) -> Iterator[object]:
+    """Clusters on the Redis broker, with late-binding or windowed dispatch."""
     made: list[Cluster] = []
 
     def make(**settings: object) -> Cluster:
-        cluster = Cluster(redis_url, redis_url, dict(settings))
+        cluster = Cluster(redis_url, redis_url, {"dispatch": request.param, **settings})
         made.append(cluster)
         return cluster
 
@@ -63,8 +64,31 @@ def test_task_of_a_killed_worker_runs_again_after_its_lease(make_cluster):
     assert runs.count(victim) == 2  # at least once: it ran again, nothing was lost
     rerun_delay = time.time() - killed_at
     assert rerun_delay >= 3.0 - 0.5  # not before the lease ran out
-    storage = fairsched.celery.dispatcher_for(cluster.app).storage
+    storage = fairsched.dispatcher_for(cluster.app).storage
     deadline = time.monotonic() + 10
     while storage.in_flight(cluster.queue) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert storage.in_flight(cluster.queue) == 0
+
+
+@pytest.mark.parametrize("make_cluster", ["late"], indirect=True)
+def test_late_binding_chooses_a_task_only_for_a_free_process(make_cluster):
+    """With prefetch as fairsched configures it (worker_disable_prefetch), a worker whose two
+    processes are busy holds no chosen task: a key that arrives then starts as soon as a
+    process frees, ahead of the busy key's backlog, never behind an earlier choice."""
+    cluster = make_cluster()
+    mod = cluster.module
+    cluster.start("w1", pool="prefork", concurrency=2)
+    bulk = [f"bulk-{i}" for i in range(6)]
+    for tok in bulk:
+        mod.work.lru_delay("bulk", tok, 1.0)
+    cluster.wait_started(bulk[:2], timeout=30)
+    storage = fairsched.dispatcher_for(cluster.app).storage
+    time.sleep(0.3)
+    assert storage.in_flight(cluster.queue) == 2  # the two running: nothing chosen ahead
+    assert storage.backlog_size("bulk") == 4
+    mod.work.lru_delay("ui", "ui-0", 0.0)
+    started = cluster.wait_started(["ui-0", *bulk[:3]], timeout=30)
+    # The ui task took the first process that freed; the third bulk task the next one.
+    assert started["ui-0"] < started[bulk[2]]
+    assert started["ui-0"] - min(started[bulk[0]], started[bulk[1]]) < 1.0 + 0.3

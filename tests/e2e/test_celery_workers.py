@@ -21,9 +21,10 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-@pytest.fixture(scope="module", params=["redis", "amqp"])
+@pytest.fixture(scope="module", params=["redis-late", "redis-window", "amqp"])
 def cluster(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Cluster]:
-    """Two worker processes (one prefork worker, concurrency 2) on the given broker."""
+    """Two worker processes (one prefork worker, concurrency 2) on the given broker, with
+    late-binding dispatch (Redis) or windowed dispatch (Redis, RabbitMQ)."""
     if request.param == "amqp":
         broker = servers.rabbitmq_url()
         if broker is None:
@@ -31,7 +32,8 @@ def cluster(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Cluster]
     else:
         broker = redis_url
     assert broker is not None
-    cluster = Cluster(broker, redis_url)
+    mode = "late" if request.param == "redis-late" else "window"
+    cluster = Cluster(broker, redis_url, {"dispatch": mode})
     try:
         cluster.start("w1", pool="prefork", concurrency=2)
         yield cluster

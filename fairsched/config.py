@@ -141,7 +141,7 @@ class FairschedConfig:
     #: Redis broker, whose Redis holds the backlogs), "window" (a window of chosen tasks is
     #: published to the broker; any broker), or "auto" (late for a Redis broker when the
     #: storage can live in it, else window). See docs/celery.md, "Dispatch modes".
-    dispatch: Literal["auto", "late", "window"] = field(default="window", validator=_dispatch)
+    dispatch: Literal["auto", "late", "window"] = field(default="auto", validator=_dispatch)
     window: int | Literal["auto"] = field(default="auto", validator=_check_window)
     window_factor: float = field(default=2.0, validator=_positive)
     #: Window used by "auto" when no worker has a live heartbeat, so tasks still reach the

@@ -80,8 +80,9 @@ def test_late_binding_chooses_a_task_only_for_a_free_process(make_cluster):
     mod = cluster.module
     cluster.start("w1", pool="prefork", concurrency=2)
     bulk = [f"bulk-{i}" for i in range(6)]
-    for tok in bulk:
-        mod.work.lru_delay("bulk", tok, 1.0)
+    for i, tok in enumerate(bulk):
+        # The two first run 1.0 s and 1.6 s, so the processes free at distinct moments.
+        mod.work.lru_delay("bulk", tok, 1.6 if i == 1 else 1.0)
     cluster.wait_started(bulk[:2], timeout=30)
     storage = fairsched.dispatcher_for(cluster.app).storage
     time.sleep(0.3)
@@ -89,6 +90,7 @@ def test_late_binding_chooses_a_task_only_for_a_free_process(make_cluster):
     assert storage.backlog_size("bulk") == 4
     mod.work.lru_delay("ui", "ui-0", 0.0)
     started = cluster.wait_started(["ui-0", *bulk[:3]], timeout=30)
-    # The ui task took the first process that freed; the third bulk task the next one.
-    assert started["ui-0"] < started[bulk[2]]
-    assert started["ui-0"] - min(started[bulk[0]], started[bulk[1]]) < 1.0 + 0.3
+    # The ui task took the first process that freed (at about 1.0 s), before the third bulk
+    # task, which followed it on that process (the other is busy until about 1.6 s).
+    assert started["ui-0"] - started[bulk[0]] < 1.0 + 0.3
+    assert started["ui-0"] < started[bulk[2]] < started[bulk[1]] + 1.6

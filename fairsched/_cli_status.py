@@ -50,16 +50,25 @@ def status(ctx: click.Context, app_name: str | None, limit: int, as_json: bool) 
         for key in storage.keys()
     ]
     keys.sort(key=lambda row: (-row["backlog"], row["key"]))
+    # Late binding has no window: a worker takes a task when it has a free process.
     domains = [
-        {"queue": q, "in_flight": storage.in_flight(q), "window": dispatcher.window(q)}
+        {
+            "queue": q,
+            "in_flight": storage.in_flight(q),
+            "window": None if dispatcher.late else dispatcher.window(q),
+        }
         for q in sorted(queues)
     ]
     if as_json:
         click.echo(json.dumps({"queues": domains, "keys": keys[:limit], "total_keys": len(keys)}))
         return
-    click.echo(f"storage: {type(storage).__name__}, policy: {dispatcher.config.policy}")
+    mode = "late binding" if dispatcher.late else "windowed"
+    click.echo(
+        f"storage: {type(storage).__name__}, policy: {dispatcher.config.policy}, dispatch: {mode}"
+    )
     for d in domains:
-        click.echo(f"queue {d['queue']}: {d['in_flight']} in flight of a window of {d['window']}")
+        of = "" if d["window"] is None else f" of a window of {d['window']}"
+        click.echo(f"queue {d['queue']}: {d['in_flight']} in flight{of}")
     click.echo(f"{len(keys)} backlogged keys" + (f", the {limit} largest:" if keys else ""))
     if keys:
         click.echo(f"  {'key':32} {'backlog':>8} {'weight':>7}  last dispatch")

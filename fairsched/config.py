@@ -26,7 +26,7 @@ from policies._job import check_weights
 from ._urls import RedactedURL
 from .errors import ConfigurationError
 from .serializers import SerializerType, get_serializer
-from .storage import DEFAULT_LEASE_TIMEOUT
+from .storage import DEFAULT_LEASE_TIMEOUT, MAX_RECORD_SIZE
 from .storage._redis import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 
 __all__ = ["SETTING_NAMES", "FairschedConfig"]
@@ -110,6 +110,20 @@ def _bool(instance: Any, attribute: Any, value: Any) -> None:
         raise _fail(attribute.name, "True or False", value)
 
 
+def _record_size(instance: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RECORD_SIZE:
+        raise _fail("record_size", f"an int in [0, {MAX_RECORD_SIZE}]", value)
+
+
+def _no_record_file(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None:
+        raise ConfigurationError(
+            "fairsched setting 'record_workload' (a local trace file per worker) is replaced "
+            "by 'record_size': N, which records every task outcome in the storage; export "
+            "them with `fairsched record export` (docs/recording.md)"
+        )
+
+
 def _serializer_name(value: Any) -> Any:
     return value.value if isinstance(value, SerializerType) else value
 
@@ -167,8 +181,11 @@ class FairschedConfig:
     redis_socket_timeout: float = field(default=DEFAULT_SOCKET_TIMEOUT, validator=_positive)
     redis_connect_timeout: float = field(default=DEFAULT_CONNECT_TIMEOUT, validator=_positive)
     metrics_enabled: bool = field(default=True, validator=_bool)
-    #: Path of a trace file (`key,arrival,service,deadline,cost`) each worker appends to.
-    record_workload: str | None = field(default=None, validator=_optional(_str))
+    #: How many task outcomes each domain's recording keeps (0: nothing is recorded); read
+    #: them back with `fairsched record export`. See docs/recording.md.
+    record_size: int = field(default=0, validator=_record_size)
+    #: Replaced by `record_size` (the recording now lives in the storage); refused with a hint.
+    record_workload: Any = field(default=None, validator=_no_record_file)
 
     @property
     def policy_name(self) -> str:

@@ -26,7 +26,7 @@ from ._options import check_options, deadline_of
 from .config import FairschedConfig
 from .errors import PublishRefused, SerializationError, StorageError
 from .serializers import Serializer, get_serializer
-from .storage import Clock, Dispatch, Storage, Task, WorkerRegistry
+from .storage import Clock, Dispatch, Outcome, Storage, Task, WorkerRegistry
 
 __all__ = [
     "HEADER_COST",
@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("fairsched.dispatch")
+
+#: How a task that can never be published is recorded.
+_REFUSED = Outcome("failed")
 
 #: Message headers that mark a task as dispatched by fairsched (read by the worker signals).
 HEADER_KEY = "fairsched_key"
@@ -315,6 +318,7 @@ class Dispatcher:
                 None,
                 window=self.window(task.domain),
                 lease_timeout=self.config.lease_timeout,
+                outcome=_REFUSED,
             )
         except StorageError:
             # The task is FAILURE already; its slot comes back when the lease lapses (and a
@@ -362,11 +366,18 @@ class Dispatcher:
 
     # -- slots --------------------------------------------------------------------------------
 
-    def finish(self, task_id: str, domain: str, runtime: float | None = None) -> None:
+    def finish(
+        self,
+        task_id: str,
+        domain: str,
+        runtime: float | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
         """Release the slot of a finished task and publish the task dispatched in its place
-        (late binding: only release it; a worker with a free process takes the next)."""
+        (late binding: only release it; a worker with a free process takes the next).
+        `outcome` says how it ended, for the recording."""
         if self.late:
-            self.storage.complete(task_id, domain, runtime)
+            self.storage.complete(task_id, domain, runtime, outcome=outcome)
             self._count("finished")
             return
         dispatch = self.storage.finish(
@@ -375,6 +386,7 @@ class Dispatcher:
             runtime,
             window=self.window(domain),
             lease_timeout=self.config.lease_timeout,
+            outcome=outcome,
         )
         self._count("finished")
         self.publish(dispatch)

@@ -36,7 +36,11 @@ def _build_storage(
     dispatch), whose keys kombu prefixes with `key_prefix` (its `global_keyprefix`)."""
     url = late_on or config.redis_url
     if url is None:
-        return MemoryStorage(policy=config.policy, serializer=config.redis_serializer)
+        return MemoryStorage(
+            policy=config.policy,
+            serializer=config.redis_serializer,
+            record_size=config.record_size,
+        )
 
     built: Storage = RedisStorage.from_settings(
         url,
@@ -49,6 +53,7 @@ def _build_storage(
         connect_timeout=config.redis_connect_timeout,
         policy=config.policy,
         wake_prefix=None if late_on is None else key_prefix,
+        record_size=config.record_size,
     )
     return built
 
@@ -141,6 +146,13 @@ def configure(
         raise ConfigurationError(
             f"policy {config.policy_name!r} differs from the storage's own policy "
             f"{storage.policy.name!r}; configure the policy on the storage"
+        )
+    elif config.record_size and storage.record_size != config.record_size:
+        # Silently not recording what the settings ask for would be found out too late.
+        raise ConfigurationError(
+            f"fairsched setting 'record_size' is {config.record_size}, but the storage passed "
+            f"to configure was built with record_size={storage.record_size}; pass record_size "
+            "to the storage's constructor"
         )
     try:
         storage.set_weights(config.weights)

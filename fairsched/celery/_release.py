@@ -15,6 +15,7 @@ from attrs import define
 
 from ..dispatch import Dispatcher
 from ..errors import StorageUnavailable
+from ..storage import Outcome
 from ._dispatchers import find
 
 logger = logging.getLogger("fairsched.celery")
@@ -29,13 +30,14 @@ class Release:
     domain: str
     runtime: float | None
     until: float
+    outcome: Outcome | None = None
     attempts: int = 0
 
     def run(self) -> bool:
         """Try once; True when done (released, or failed for good and logged)."""
         self.attempts += 1
         try:
-            self.dispatcher.finish(self.task_id, self.domain, self.runtime)
+            self.dispatcher.finish(self.task_id, self.domain, self.runtime, self.outcome)
         except StorageUnavailable as exc:
             if time.time() < self.until:
                 if self.attempts == 1:
@@ -150,9 +152,17 @@ class Releaser:
 releaser = Releaser()
 
 
-def release(app: Any, task_id: str, domain: str, runtime: float | None, lease: Any = None) -> None:
+def release(
+    app: Any,
+    task_id: str,
+    domain: str,
+    runtime: float | None,
+    lease: Any = None,
+    outcome: Outcome | None = None,
+) -> None:
     """Release the slot of a fairsched task that ended (`lease`: its lease deadline from its
-    headers, if any), now or from the background thread; see `Releaser`."""
+    headers, if any; `outcome`: how it ended), now or from the background thread; see
+    `Releaser`."""
     dispatcher = find(app, f"task {task_id}")
     if dispatcher is None:
         return
@@ -160,6 +170,6 @@ def release(app: Any, task_id: str, domain: str, runtime: float | None, lease: A
         until = float(lease)
     except (TypeError, ValueError):  # a message from before the lease header
         until = time.time() + dispatcher.config.lease_timeout
-    item = Release(dispatcher, task_id, domain, runtime, until)
+    item = Release(dispatcher, task_id, domain, runtime, until, outcome)
     if releaser.enabled or not item.run():
         releaser.put(item)

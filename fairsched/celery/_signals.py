@@ -1,4 +1,5 @@
-"""Worker side: Celery signal handlers that time tasks and release their slots when they end.
+"""Worker side: Celery signal handlers that time tasks and release their slots when they end,
+telling the storage how each ended (for the recording).
 
 Module-level state, as signal handlers are: the start time of each running fairsched task in
 this process, and whether the handlers are connected.
@@ -6,13 +7,15 @@ this process, and whether the handlers are connected.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
 
-from celery import signals
+from celery import signals, states
 
-from ..dispatch import HEADER_DOMAIN, HEADER_ENQUEUED, HEADER_KEY, HEADER_LEASE
+from ..dispatch import HEADER_DOMAIN, HEADER_KEY, HEADER_LEASE
+from ..storage import Outcome
 from ._dispatchers import DISPATCHERS
 from ._release import release, releaser
 
@@ -28,54 +31,56 @@ def _header(request: Any, name: str) -> Any:
     return value
 
 
-_started: dict[str, float] = {}
+#: Per running fairsched task in this process: (wall-clock start, monotonic start).
+_started: dict[str, tuple[float, float]] = {}
 _started_lock = threading.Lock()
-_record_lock = threading.Lock()
+
+#: Celery's final task states, as the recording names them.
+_OUTCOME_OF_STATE = {
+    states.SUCCESS: "done",
+    states.IGNORED: "done",
+    states.RETRY: "retried",
+    states.REVOKED: "revoked",
+}
+
+
+def _worker_name(request: Any) -> str:
+    """The process that runs the task: the worker's node name and this process's pid."""
+    return f"{getattr(request, 'hostname', None) or 'worker'}:{os.getpid()}"
 
 
 def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if task_id and _header(getattr(task, "request", None), HEADER_KEY) is not None:
         with _started_lock:
-            _started[task_id] = time.monotonic()
+            _started[task_id] = (time.time(), time.monotonic())
 
 
-def _on_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+def _on_postrun(task_id: str | None = None, task: Any = None, state: Any = None, **_: Any) -> None:
     request = getattr(task, "request", None)
     key = _header(request, HEADER_KEY)
     if not task_id or key is None:
         return
     with _started_lock:
         started = _started.pop(task_id, None)
-    runtime = None if started is None else time.monotonic() - started
-    app = getattr(task, "app", None)
-    domain = str(_header(request, HEADER_DOMAIN))
-    _record(app, key, _header(request, HEADER_ENQUEUED), runtime, request)
+    runtime = None if started is None else time.monotonic() - started[1]
+    outcome = Outcome(
+        _OUTCOME_OF_STATE.get(state, "failed"),
+        None if started is None else started[0],
+        _worker_name(request),
+    )
     # A retry ends here too (state RETRY): it returns its slot, and the retried message runs
     # outside the window; its own postrun then finds no lease and changes nothing.
-    release(app, task_id, domain, runtime, _header(request, HEADER_LEASE))
+    release(
+        getattr(task, "app", None),
+        task_id,
+        str(_header(request, HEADER_DOMAIN)),
+        runtime,
+        _header(request, HEADER_LEASE),
+        outcome,
+    )
 
 
-def _record(app: Any, key: str, enqueued: Any, runtime: float | None, request: Any) -> None:
-    dispatcher = DISPATCHERS.get(app) if app is not None else None
-    if dispatcher is None or dispatcher.config.record_workload is None or runtime is None:
-        return
-    expires = getattr(request, "expires", None)
-    deadline = ""
-    if expires:
-        from datetime import datetime
-
-        try:
-            deadline = repr(datetime.fromisoformat(str(expires)).timestamp())
-        except ValueError:
-            deadline = ""
-    line = f"{key},{float(enqueued or 0.0)!r},{runtime!r},{deadline},\n"
-    with _record_lock, open(dispatcher.config.record_workload, "a", encoding="utf-8") as out:
-        if out.tell() == 0:  # a new file starts with the header the trace reader needs
-            out.write("key,arrival,service,deadline,cost\n")
-        out.write(line)
-
-
-def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+def _on_revoked(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
     if request is None or _header(request, HEADER_KEY) is None:
         return
     with _started_lock:
@@ -86,6 +91,7 @@ def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
         str(_header(request, HEADER_DOMAIN)),
         None,
         _header(request, HEADER_LEASE),
+        Outcome("expired" if expired else "revoked", None, _worker_name(request)),
     )
 
 
@@ -93,7 +99,14 @@ def _on_message_dropped(message: Any = None, **_: Any) -> None:
     headers = getattr(message, "headers", None) or {}
     task_id = headers.get("id")
     if task_id and headers.get(HEADER_KEY) is not None:
-        release(None, task_id, str(headers.get(HEADER_DOMAIN)), None, headers.get(HEADER_LEASE))
+        release(
+            None,
+            task_id,
+            str(headers.get(HEADER_DOMAIN)),
+            None,
+            headers.get(HEADER_LEASE),
+            Outcome("failed", None, f"{headers.get('origin') or 'worker'}:{os.getpid()}"),
+        )
 
 
 def _on_process_init(**_: Any) -> None:

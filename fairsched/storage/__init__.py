@@ -3,10 +3,14 @@
 from ._base import (
     DEFAULT_DOMAIN,
     DEFAULT_LEASE_TIMEOUT,
+    MAX_RECORD_SIZE,
+    OUTCOMES,
     Clock,
     Dispatch,
+    Outcome,
     Storage,
     Task,
+    TaskRecord,
     WorkerRegistry,
 )
 from ._memory import MemoryStorage
@@ -16,13 +20,17 @@ from ._workers import MemoryWorkerRegistry, RedisWorkerRegistry
 __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_LEASE_TIMEOUT",
+    "MAX_RECORD_SIZE",
+    "OUTCOMES",
     "Clock",
     "Dispatch",
     "MemoryStorage",
     "MemoryWorkerRegistry",
+    "Outcome",
     "RedisStorage",
     "RedisWorkerRegistry",
     "Storage",
     "Task",
+    "TaskRecord",
     "WorkerRegistry",
 ]

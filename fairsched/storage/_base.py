@@ -57,6 +57,69 @@ class Task:
         return self.job.key
 
 
+#: How a task can leave its domain, as recorded: it ran (done, failed, or failed and was
+#: retried as a new message), or it was withdrawn before it ran (expired, revoked).
+OUTCOMES = ("done", "failed", "retried", "expired", "revoked")
+
+#: Most task outcomes a domain's recording may keep (`record_size`).
+MAX_RECORD_SIZE = 10_000_000
+
+
+def check_record_size(value: object) -> int:
+    """`value` as an int in [0, MAX_RECORD_SIZE] (0: recording off), or ConfigurationError."""
+    return int(
+        check_number(
+            value, "record_size", ConfigurationError, low=0, high=MAX_RECORD_SIZE, integer=True
+        )
+    )
+
+
+@frozen
+class Outcome:
+    """How a leased task ended, as the worker that ran it saw it (for the recording).
+
+    `status` is one of OUTCOMES; `started` is the wall-clock time (s) it started on the
+    worker, None if unknown; `worker` names the process that ran it (host and pid).
+    """
+
+    status: str = "done"
+    started: float | None = None
+    worker: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.status not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {self.status!r}")
+        if self.started is not None:
+            check_number(self.started, "started", ValueError)
+        if not isinstance(self.worker, str):
+            raise TypeError(f"worker must be a str, got {type(self.worker).__name__}")
+
+
+@frozen
+class TaskRecord:
+    """One task's outcome as a domain recorded it when the task left (see `Storage.records`).
+
+    Times are wall-clock seconds: `arrival` (submitted), `dispatched` (last leased; None if it
+    never was), `started` (on the worker, None if unknown), `finished` (when recorded);
+    `service` is the run time the worker measured (None for a task that never ran). `weight`
+    is the key's weight when the task left.
+    """
+
+    id: str
+    key: str
+    domain: str
+    arrival: float
+    dispatched: float | None
+    started: float | None
+    service: float | None
+    cost: float | None
+    deadline: float | None
+    weight: float
+    outcome: str
+    worker: str
+    finished: float
+
+
 @frozen
 class Dispatch:
     """The result of one dispatch: the leased task (or None) and the tasks that expired first.
@@ -103,6 +166,11 @@ class Storage(Protocol):
     @property
     def serializer(self) -> Serializer:
         """How task payloads are encoded before they are stored."""
+        ...
+
+    @property
+    def record_size(self) -> int:
+        """How many task outcomes each domain's recording keeps (0: recording is off)."""
         ...
 
     def workers(self) -> WorkerRegistry:
@@ -161,6 +229,7 @@ class Storage(Protocol):
         now: float | None = None,
         window: int | None = None,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        outcome: Outcome | None = None,
     ) -> Dispatch:
         """`complete` then `dispatch` in `domain`, as one atomic step."""
         ...
@@ -171,8 +240,10 @@ class Storage(Protocol):
         domain: str,
         runtime: float | None = None,
         now: float | None = None,
+        outcome: Outcome | None = None,
     ) -> Task | None:
-        """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy.
+        """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy, and
+        record its `outcome` (default: done, start and worker unknown) when recording.
 
         A task whose lease was already reclaimed and requeued is withdrawn from the backlog,
         since it did run. Returns the task, or None if the id was neither leased nor queued.
@@ -180,7 +251,8 @@ class Storage(Protocol):
         ...
 
     def revoke(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
-        """Withdraw `task_id` from its backlog; None if it is not queued (maybe leased)."""
+        """Withdraw `task_id` from its backlog (recorded as revoked); None if it is not
+        queued (maybe leased)."""
         ...
 
     def requeue(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
@@ -190,7 +262,8 @@ class Storage(Protocol):
         ...
 
     def expire(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
-        """Withdraw and return the queued tasks of `domain` whose deadline has passed."""
+        """Withdraw and return the queued tasks of `domain` whose deadline has passed
+        (recorded as expired, as are those `dispatch` withdraws)."""
         ...
 
     def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
@@ -236,5 +309,15 @@ class Storage(Protocol):
         ...
 
     def purge(self, domain: str | None = None) -> int:
-        """Drop every queued task and lease (of `domain`, or all); return how many tasks."""
+        """Drop every queued task and lease (of `domain`, or all); return how many tasks.
+        Weights and the recording stay."""
+        ...
+
+    def records(
+        self, domain: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[TaskRecord]:
+        """The recorded task outcomes (of `domain`, or all) whose arrival lies in
+        [`since`, `until`), in the order they were recorded per domain. Empty unless the
+        storage was built with `record_size` > 0; each domain keeps about its last
+        `record_size` outcomes."""
         ...

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,11 +21,16 @@ from ._base import (
     DEFAULT_LEASE_TIMEOUT,
     Clock,
     Dispatch,
+    Outcome,
     Task,
+    TaskRecord,
     WorkerRegistry,
     check_dispatch_limits,
+    check_record_size,
 )
 from ._workers import MemoryWorkerRegistry
+
+_DONE, _EXPIRED, _REVOKED = Outcome(), Outcome("expired"), Outcome("revoked")
 
 
 def _serializer(value: Any) -> Serializer:
@@ -39,6 +46,35 @@ class _Domain:
     leases: dict[str, tuple[float, Task]] = field(factory=dict)
     #: (lease deadline, seq, task id); entries of completed leases are skipped lazily.
     lease_heap: list[tuple[float, int, str]] = field(factory=list)
+    #: When each leased task was dispatched (for the recording).
+    dispatched: dict[str, float] = field(factory=dict)
+    #: The recording: the latest task outcomes, oldest first (a ring of `record_size`).
+    trace: deque[TaskRecord] = field(factory=lambda: deque(maxlen=0))
+
+    def record(
+        self, task: Task, outcome: Outcome, now: float, runtime: float | None = None
+    ) -> None:
+        """Append `task`'s outcome to the recording (a no-op when the ring holds nothing)."""
+        if not self.trace.maxlen:
+            return
+        job = task.job
+        self.trace.append(
+            TaskRecord(
+                id=job.id,
+                key=job.key,
+                domain=task.domain,
+                arrival=job.enqueued_at,
+                dispatched=self.dispatched.get(job.id),
+                started=outcome.started,
+                service=runtime,
+                cost=job.cost,
+                deadline=job.deadline,
+                weight=self.queue.backlog.weight(job.key),
+                outcome=outcome.status,
+                worker=outcome.worker,
+                finished=now,
+            )
+        )
 
     def holds(self, task_id: str) -> bool:
         """Whether `task_id` is queued or leased here."""
@@ -58,6 +94,8 @@ class MemoryStorage:
     policy: Policy[Any] = field(default=DEFAULT_POLICY, converter=from_config)
     serializer: Serializer = field(default=Serializer("json"), converter=_serializer)
     clock: Clock = time.time
+    #: How many task outcomes each domain's recording keeps (0: nothing is recorded).
+    record_size: int = field(default=0, validator=lambda _, __, value: check_record_size(value))
     _domains: dict[str, _Domain] = field(factory=dict, init=False)
     _weights: dict[str, float] = field(factory=dict, init=False)
     _registry: MemoryWorkerRegistry = field(factory=MemoryWorkerRegistry, init=False)
@@ -71,6 +109,7 @@ class MemoryStorage:
             queue = FairQueue(self.policy)
             queue.backlog.weights.update(self._weights)
             domain = self._domains[name] = _Domain(queue)
+            domain.trace = deque(maxlen=self.record_size)
         return domain
 
     def _now(self, now: float | None) -> float:
@@ -131,7 +170,7 @@ class MemoryStorage:
             state = self._domains.get(domain)
             if state is None:
                 return Dispatch(None)
-            expired = tuple(self._withdrawn(domain, state, state.queue.expire(at)))
+            expired = tuple(self._withdrawn(domain, state, state.queue.expire(at), at))
             if window is not None and len(state.leases) >= window:
                 return Dispatch(None, expired)
             job = state.queue.dispatch(at).job
@@ -140,6 +179,7 @@ class MemoryStorage:
             task = self._task(domain, state, job)
             deadline = at + lease_timeout
             state.leases[job.id] = (deadline, task)
+            state.dispatched[job.id] = at
             self._seq += 1
             heapq.heappush(state.lease_heap, (deadline, self._seq, job.id))
             return Dispatch(task, expired, deadline)
@@ -166,6 +206,7 @@ class MemoryStorage:
         now: float | None = None,
         window: int | None = None,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        outcome: Outcome | None = None,
     ) -> Dispatch:
         """`complete` then `dispatch` in `domain`, atomically."""
         check_dispatch_limits(window, lease_timeout)
@@ -173,12 +214,16 @@ class MemoryStorage:
             check_runtime(runtime)
         with self._lock:
             at = self._now(now)
-            if self.complete(task_id, domain, runtime, at) is None:
+            if self.complete(task_id, domain, runtime, at, outcome) is None:
                 return Dispatch(None)
             return self.dispatch(domain, at, window, lease_timeout)
 
-    def _withdrawn(self, domain: str, state: _Domain, jobs: list[Job]) -> list[Task]:
-        return [self._task(domain, state, job) for job in jobs]
+    def _withdrawn(self, domain: str, state: _Domain, jobs: list[Job], now: float) -> list[Task]:
+        """The tasks of expired `jobs`, recorded as expired."""
+        out = [self._task(domain, state, job) for job in jobs]
+        for task in out:
+            state.record(task, _EXPIRED, now)
+        return out
 
     def complete(
         self,
@@ -186,8 +231,10 @@ class MemoryStorage:
         domain: str,
         runtime: float | None = None,
         now: float | None = None,
+        outcome: Outcome | None = None,
     ) -> Task | None:
-        """Release the lease of `task_id`, feeding `runtime` to the policy.
+        """Release the lease of `task_id`, feeding `runtime` to the policy, and record its
+        `outcome` when recording.
 
         A task whose lease was reclaimed and requeued is withdrawn, since it did run.
         """
@@ -203,9 +250,14 @@ class MemoryStorage:
                 task = lease[1]
                 if runtime is not None:
                     state.queue.complete(task.job, runtime)
-                return task
-            job = state.queue.remove(task_id, at)
-            return None if job is None else self._task(domain, state, job)
+            else:
+                job = state.queue.remove(task_id, at)
+                if job is None:
+                    return None
+                task = self._task(domain, state, job)
+            state.record(task, outcome or _DONE, at, runtime)
+            state.dispatched.pop(task_id, None)
+            return task
 
     def expire(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
         """Withdraw and return the queued tasks of `domain` whose deadline has passed."""
@@ -214,7 +266,7 @@ class MemoryStorage:
             state = self._domains.get(domain)
             if state is None:
                 return []
-            return self._withdrawn(domain, state, state.queue.expire(at))
+            return self._withdrawn(domain, state, state.queue.expire(at), at)
 
     def revoke(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
         """Withdraw `task_id` from its backlog; None if it is not queued (maybe leased)."""
@@ -224,7 +276,9 @@ class MemoryStorage:
             job = None if state is None else state.queue.remove(task_id, at)
             if state is None or job is None:
                 return None
-            return self._task(domain, state, job)
+            task = self._task(domain, state, job)
+            state.record(task, _REVOKED, at)
+            return task
 
     def reclaim(self, domain: str = DEFAULT_DOMAIN, now: float | None = None) -> list[Task]:
         """Return every task whose lease ran out to the head of its key's backlog."""
@@ -338,10 +392,29 @@ class MemoryStorage:
             return sum(state.queue.size(key) for _, state in self._selected(domain))
 
     def purge(self, domain: str | None = None) -> int:
-        """Drop every queued task and lease (of `domain`, or all); return how many tasks."""
+        """Drop every queued task and lease (of `domain`, or all); return how many tasks.
+        Weights and the recording stay."""
         with self._lock:
             dropped = 0
             for name, state in self._selected(domain):
                 dropped += len(state.queue) + len(state.leases)
+                trace = state.trace
                 del self._domains[name]
+                if trace:
+                    self._domain(name).trace.extend(trace)
             return dropped
+
+    def records(
+        self, domain: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[TaskRecord]:
+        """The recorded outcomes (of `domain`, or all) that arrived in [`since`, `until`), in
+        recording order per domain."""
+        low = -math.inf if since is None else since
+        high = math.inf if until is None else until
+        with self._lock:
+            return [
+                record
+                for _, state in self._selected(domain)
+                for record in state.trace
+                if low <= record.arrival < high
+            ]

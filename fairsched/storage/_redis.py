@@ -9,6 +9,7 @@ its failures.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -28,14 +29,27 @@ from ._base import (
     DEFAULT_LEASE_TIMEOUT,
     Clock,
     Dispatch,
+    Outcome,
     Task,
+    TaskRecord,
     WorkerRegistry,
     check_dispatch_limits,
     check_positive,
+    check_record_size,
 )
 from ._redis_client import Unregistered, client_for, with_retries, with_ssl
 from ._redis_scripts import DOMAIN_KEYS, RECORD_PREFIX, VERBS, fragments, script_source
-from ._redis_wire import dispatch_reply, key_base, num, opt, pack_id, tasks, text, word
+from ._redis_wire import (
+    dispatch_reply,
+    key_base,
+    num,
+    opt,
+    pack_id,
+    task_record,
+    tasks,
+    text,
+    word,
+)
 from ._workers import RedisWorkerRegistry
 
 #: Seconds to wait for one reply, and for one connection attempt, before a call counts as
@@ -73,7 +87,23 @@ def _check_retries(instance: Any, attribute: Any, value: Any) -> None:
     check_number(value, "max_retries", ConfigurationError, low=0, integer=True)
 
 
-def _preamble(policy: Policy[Any], key_ttl: float | None) -> bytes:
+def _check_record_size(instance: Any, attribute: Any, value: Any) -> None:
+    check_record_size(value)
+
+
+#: Entries read per XRANGE call when a recording is read back.
+_RECORD_PAGE = 1000
+
+#: What a task finished without an `Outcome` is recorded as.
+_DONE = Outcome()
+
+
+def _outcome_args(outcome: Outcome | None) -> tuple[str, str, str]:
+    how = outcome or _DONE
+    return how.status, opt(how.started), how.worker
+
+
+def _preamble(policy: Policy[Any], key_ttl: float | None, record_size: int = 0) -> bytes:
     """The policy's numbers as the scripts read them (ARGV[1], see _core.lua)."""
     inner = policy.inner if isinstance(policy, ExpiryAware) else policy
     quantum, alpha = 1.0, 0.2
@@ -83,7 +113,7 @@ def _preamble(policy: Policy[Any], key_ttl: float | None) -> bytes:
     slack = policy.slack if isinstance(policy, ExpiryAware) else 0.0
     ttl_ms = 0 if key_ttl is None else max(1, round(key_ttl * 1000))
     # One argument: each argument costs the client an encoding step on every call.
-    return f"{num(quantum)} {num(alpha)} {num(slack)} {ttl_ms}".encode()
+    return f"{num(quantum)} {num(alpha)} {num(slack)} {ttl_ms} {record_size}".encode()
 
 
 @define
@@ -94,6 +124,8 @@ class RedisStorage:
     policy and timeouts described in docs/redis.md). `key_ttl` (seconds) forgets an idle key's
     bookkeeping (its LRU rank, tags, estimate, last-used time) after that long without a
     backlog; queued tasks and leases never expire. `now=None` reads `clock` in this process.
+    `record_size` > 0 records each task's outcome in a stream per domain that keeps about
+    that many (see `records`; docs/recording.md).
 
     Raises:
         ConfigurationError: the policy has no Lua twin, or a setting is invalid.
@@ -112,6 +144,7 @@ class RedisStorage:
     #: usually "") on which consumers block; scripts that add work to a domain's backlog push
     #: a wake token onto `<wake_prefix><domain>`. None: no wake tokens (windowed dispatch).
     wake_prefix: str | None = None
+    record_size: int = field(default=0, validator=_check_record_size)
     _scripts: dict[str, Any] = field(factory=dict, init=False, repr=False)
     _preamble: bytes = field(default=b"", init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
@@ -126,7 +159,7 @@ class RedisStorage:
 
     def __attrs_post_init__(self) -> None:
         parts = fragments(self.policy)
-        self._preamble = _preamble(self.policy, self.key_ttl)
+        self._preamble = _preamble(self.policy, self.key_ttl, self.record_size)
         for verb in VERBS:
             self._scripts[verb] = self.client.register_script(script_source(verb, parts))
 
@@ -179,6 +212,7 @@ class RedisStorage:
         clock: Clock = time.time,
         client_options: Mapping[str, Any] | None = None,
         wake_prefix: str | None = None,
+        record_size: int = 0,
     ) -> RedisStorage:
         """A storage from the settings users know (`redis_prefix`, `redis_serializer`, ...).
 
@@ -200,6 +234,7 @@ class RedisStorage:
             policy=policy,
             clock=clock,
             wake_prefix=wake_prefix,
+            record_size=record_size,
         )
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -399,13 +434,20 @@ class RedisStorage:
         now: float | None = None,
         window: int | None = None,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        outcome: Outcome | None = None,
     ) -> Dispatch:
         """`complete` then `dispatch` in `domain`, in one script."""
         if runtime is not None:
             check_runtime(runtime)
         limits = self._limits(window, lease_timeout)
         at = self._now(now)
-        reply = self._run("finish", domain, pack_id(task_id), f"{word(runtime)} {num(at)} {limits}")
+        reply = self._run(
+            "finish",
+            domain,
+            pack_id(task_id),
+            f"{word(runtime)} {num(at)} {limits}",
+            *_outcome_args(outcome),
+        )
         return Dispatch(None) if reply == -1 else dispatch_reply(domain, reply)
 
     def complete(
@@ -414,15 +456,19 @@ class RedisStorage:
         domain: str,
         runtime: float | None = None,
         now: float | None = None,
+        outcome: Outcome | None = None,
     ) -> Task | None:
-        """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy.
+        """Release the lease of `task_id`, feeding `runtime` (seconds) to the policy, and
+        record its `outcome` when recording.
 
         A task whose lease was reclaimed and requeued is withdrawn, since it did run.
         """
         if runtime is not None:
             check_runtime(runtime)
         at = self._now(now)
-        found = self._run("complete", domain, pack_id(task_id), opt(runtime), num(at))
+        found = self._run(
+            "complete", domain, pack_id(task_id), opt(runtime), num(at), *_outcome_args(outcome)
+        )
         return tasks(domain, found)[0] if found else None
 
     def revoke(self, task_id: str, domain: str, now: float | None = None) -> Task | None:
@@ -530,5 +576,32 @@ class RedisStorage:
         return total
 
     def purge(self, domain: str | None = None) -> int:
-        """Drop every queued task and lease (of `domain`, or all); return how many tasks."""
+        """Drop every queued task and lease (of `domain`, or all); return how many tasks.
+        Weights and the recording stay."""
         return sum(int(self._run("purge", name)) for name in self._selected(domain))
+
+    def records(
+        self, domain: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[TaskRecord]:
+        """The recorded outcomes (of `domain`, or all) that arrived in [`since`, `until`), in
+        recording order per domain; read in pages of XRANGE, so a long stream is not one
+        reply."""
+        out: list[TaskRecord] = []
+        low = -math.inf if since is None else since
+        high = math.inf if until is None else until
+        for name in self._selected(domain):
+            stream = self._base(name) + DOMAIN_KEYS["TRACE"]
+            start = "-"
+            while True:
+                page = self._cmd(
+                    "read records",
+                    partial(self.client.xrange, stream, start, "+", count=_RECORD_PAGE),
+                )
+                for _, fields in page:
+                    record = task_record(name, fields)
+                    if low <= record.arrival < high:
+                        out.append(record)
+                if len(page) < _RECORD_PAGE:
+                    break
+                start = "(" + text(page[-1][0])
+        return out

@@ -32,6 +32,7 @@ DOMAIN_KEYS: Mapping[str, str] = {
     "DRR": "drr",
     "HEADS": "heads",
     "WORKERS": "workers",
+    "TRACE": "trace",
 }
 
 #: Keys per user key (`<base>q:<key>`, `<base>k:<key>`) and per worker (`<base>worker:<name>`);

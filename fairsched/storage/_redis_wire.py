@@ -8,7 +8,7 @@ from typing import Any
 
 from policies import Job
 
-from ._base import Dispatch, Task
+from ._base import Dispatch, Task, TaskRecord
 
 
 def num(value: float) -> str:
@@ -109,3 +109,44 @@ def _hash_tag(domain: str) -> str:
 def key_base(prefix: str, domain: str) -> str:
     """The start of every Redis key of `domain`: `<prefix>{<domain>}:`, one hash tag."""
     return f"{prefix}{{{_hash_tag(domain)}}}:"
+
+
+#: The fields of a trace stream entry, in the order record() in _core.lua writes them.
+RECORD_FIELDS = (
+    "id",
+    "key",
+    "arrival",
+    "dispatched",
+    "started",
+    "service",
+    "cost",
+    "deadline",
+    "weight",
+    "outcome",
+    "worker",
+    "finished",
+)
+
+
+def _maybe(value: bytes | None) -> float | None:
+    return float(value) if value else None
+
+
+def task_record(domain: str, entry: dict[bytes, bytes]) -> TaskRecord:
+    """A recorded outcome from the fields of one trace stream entry."""
+    get = entry.get
+    return TaskRecord(
+        id=unpack_id(entry[b"id"]),
+        key=text(entry[b"key"]),
+        domain=domain,
+        arrival=float(entry[b"arrival"]),
+        dispatched=_maybe(get(b"dispatched")),
+        started=_maybe(get(b"started")),
+        service=_maybe(get(b"service")),
+        cost=_maybe(get(b"cost")),
+        deadline=_maybe(get(b"deadline")),
+        weight=float(get(b"weight") or 1.0),
+        outcome=text(get(b"outcome") or b"done"),
+        worker=text(get(b"worker") or b""),
+        finished=float(entry[b"finished"]),
+    )

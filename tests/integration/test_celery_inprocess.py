@@ -5,6 +5,7 @@ Each test runs against MemoryStorage and against RedisStorage on a real Redis se
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -460,19 +461,27 @@ def test_configure_applies_weights_to_the_storage(storage_kind, request):
     assert storage.get_weight("gold") == 5.0
 
 
-def test_record_workload_appends_one_trace_row_per_finished_task(tmp_path, probe, worker_of):
-    trace = tmp_path / "trace.csv"
-    app, tasks = build("memory", None, probe, window=2, record_workload=str(trace))  # type: ignore[arg-type]
+def test_recording_keeps_one_outcome_per_task_with_its_times_and_worker(probe, worker_of):
+    app, tasks = build("memory", None, probe, window=2)  # type: ignore[arg-type]
+    storage = MemoryStorage(policy="weighted_lru", record_size=100)
+    fairsched.configure(app=app, storage=storage, record_size=100)
     worker_of(app)
-    for key in ("a", "b", "a"):
-        tasks["sleep"].lru_delay(key, 0.01).get(timeout=10)
-    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) == 4)
-    header, *lines = trace.read_text().splitlines()
-    assert header == "key,arrival,service,deadline,cost"
-    rows = [line.split(",") for line in lines]
-    assert [r[0] for r in rows] == ["a", "b", "a"]
-    assert all(float(r[2]) >= 0.01 for r in rows)  # service time in seconds
-    # the file is a trace the simulator reads (these rows are already in arrival order)
-    from simulator import simulate
+    results = [tasks["sleep"].lru_delay(key, 0.01) for key in ("a", "b", "a")]
+    ids = [r.id for r in results]
+    for result in results:
+        result.get(timeout=10)
+    assert wait_for(lambda: len(storage.records()) == 3)
+    records = {r.id: r for r in storage.records()}
+    assert set(records) == set(ids)
+    for record in records.values():
+        assert record.outcome == "done"
+        assert record.service is not None and record.service >= 0.01
+        assert record.arrival <= record.dispatched <= record.started <= record.finished
+        assert record.worker.endswith(f":{os.getpid()}")  # an in-process worker
+    assert [records[i].key for i in ids] == ["a", "b", "a"]
 
-    assert simulate(str(trace), "lru", workers=1).completed == 3
+
+def test_a_record_size_the_storage_passed_cannot_honour_is_refused():
+    app = make_app()
+    with pytest.raises(ConfigurationError, match="record_size"):
+        fairsched.configure(app=app, storage=MemoryStorage(), record_size=10)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fairsched import InvalidJob, InvalidWeight, Job, MemoryStorage, RedisStorage, Task
-from fairsched.storage import Storage
+from fairsched.storage import Outcome, Storage
 
 BACKENDS = ["memory", "redis"]
 
@@ -319,3 +319,90 @@ def test_duplicate_id_of_a_leased_task_is_refused(storage):
     with pytest.raises(InvalidJob):
         storage.enqueue(task("t0", "b"), now=2.0)
     assert storage.keys() == []
+
+
+@pytest.fixture(params=BACKENDS)
+def recording(request: pytest.FixtureRequest) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage(policy="lru", record_size=1000)
+    client = request.getfixturevalue("redis_client")
+    prefix = request.getfixturevalue("redis_prefix")
+    return RedisStorage(client, prefix=prefix, policy="lru", record_size=1000)
+
+
+def test_every_way_a_task_leaves_is_recorded_once_with_its_times(recording):
+    s = recording
+    s.set_weight("a", 2.0, now=0.0)
+    s.enqueue(task("ok", "a"), now=1.0)
+    s.enqueue(task("boom", "b"), now=1.0)
+    s.enqueue(task("late", "c", deadline=2.0), now=1.0)
+    s.enqueue(task("gone", "d", cost=4.0), now=1.5)
+    assert s.dispatch(now=3.0, lease_timeout=5.0).task.id == "ok"  # "late" expires here
+    assert s.dispatch(now=3.0, lease_timeout=5.0).task.id == "boom"
+    s.revoke("gone", "celery", now=3.5)
+    s.finish("ok", "celery", 0.25, now=4.0, outcome=Outcome("done", 3.5, "w:1"))
+    assert s.finish("ok", "celery", 0.25, now=4.5).task is None  # nothing to finish twice
+    s.complete("boom", "celery", 0.5, now=4.0, outcome=Outcome("failed", 3.25, "w:2"))
+    got = [(r.id, r.outcome, r.dispatched, r.started, r.service, r.finished) for r in s.records()]
+    assert got == [
+        ("late", "expired", None, None, None, 3.0),
+        ("gone", "revoked", None, None, None, 3.5),
+        ("ok", "done", 3.0, 3.5, 0.25, 4.0),
+        ("boom", "failed", 3.0, 3.25, 0.5, 4.0),
+    ]
+    by_id = {r.id: r for r in s.records()}
+    assert by_id["ok"].weight == 2.0 and by_id["boom"].weight == 1.0
+    assert by_id["ok"].worker == "w:1" and by_id["gone"].cost == 4.0
+    assert by_id["late"].deadline == 2.0 and by_id["late"].domain == "celery"
+
+
+def test_a_reclaimed_task_is_recorded_when_it_finally_ends_not_when_it_is_requeued(recording):
+    s = recording
+    s.enqueue(task("t", "a"), now=0.0)
+    s.dispatch(now=1.0, lease_timeout=1.0)
+    assert [t.id for t in s.reclaim(now=3.0)] == ["t"]
+    s.enqueue(task("u", "b"), now=3.0)
+    s.requeue(s.dispatch(now=4.0).task.id, "celery", now=4.0)
+    assert s.records() == []
+    s.dispatch(now=5.0)  # "t" again, from the head of its key
+    s.complete("t", "celery", 1.0, now=6.0)
+    (record,) = s.records()
+    assert (record.id, record.dispatched, record.outcome) == ("t", 5.0, "done")
+
+
+def test_records_select_by_arrival_and_by_domain(recording):
+    s = recording
+    for i, at in enumerate([1.0, 2.0, 3.0]):
+        s.enqueue(task(f"t{i}", "a", domain="q1" if i else "q2", enqueued_at=at), now=at)
+        s.revoke(f"t{i}", "q1" if i else "q2", now=at)
+    assert [r.id for r in s.records(since=2.0)] == ["t1", "t2"]
+    assert [r.id for r in s.records(until=2.0)] == ["t0"]
+    assert [r.id for r in s.records("q1", since=1.0, until=3.0)] == ["t1"]
+
+
+def test_the_recording_keeps_about_record_size_outcomes_the_latest_ones(request, redis_prefix):
+    size = 5
+    for storage in (
+        MemoryStorage(record_size=size),
+        RedisStorage(request.getfixturevalue("redis_client"), prefix=redis_prefix, record_size=size),
+    ):
+        for i in range(300):
+            storage.enqueue(task(f"t{i}", "a"), now=float(i))
+            storage.revoke(f"t{i}", "celery", now=float(i))
+        kept = [r.id for r in storage.records()]
+        assert kept[-size:] == [f"t{i}" for i in range(295, 300)]
+        # Redis trims whole stream nodes (MAXLEN ~): never fewer, never many more than asked.
+        assert size <= len(kept) <= size + 100
+
+
+def test_outcomes_are_checked():
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        Outcome("finished")
+    with pytest.raises(ValueError, match="started"):
+        Outcome("done", float("nan"))
+
+
+def test_recording_off_records_nothing(storage):
+    storage.enqueue(task("t", "a"), now=0.0)
+    storage.revoke("t", "celery", now=0.0)
+    assert storage.records() == []

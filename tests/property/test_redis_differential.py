@@ -30,6 +30,7 @@ from hypothesis.stateful import (
 )
 
 from fairsched import FairschedError, Job, MemoryStorage, RedisStorage, Task
+from fairsched.storage import OUTCOMES, Outcome
 from policies import MAX_WEIGHT, MIN_WEIGHT
 from tests.property.strategies import KEYS, costs, quanta, weights
 
@@ -65,6 +66,18 @@ POLICIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 }
 
 
+#: Large enough that neither recording trims during a run (Redis trims only approximately).
+RECORD_SIZE = 100_000
+
+#: How a finished task ended, as a worker reports it (None: the default, done).
+endings = st.none() | st.builds(
+    Outcome,
+    st.sampled_from(OUTCOMES),
+    st.none() | st.floats(0.0, 100.0),
+    st.sampled_from(["", "celery@host:12", "w ith, spaces"]),
+)
+
+
 def outcome(call: Any) -> Any:
     """The result of `call`, or the type of fairsched error it raised."""
     try:
@@ -92,8 +105,10 @@ class Differential(RuleBasedStateMachine):
     @initialize(data=st.data())
     def start(self, data: st.DataObject) -> None:
         config = data.draw(self.config, label="policy")
-        self.memory = MemoryStorage(policy=config)
-        self.redis = RedisStorage(self.client, prefix=self.prefix, policy=config)
+        self.memory = MemoryStorage(policy=config, record_size=RECORD_SIZE)
+        self.redis = RedisStorage(
+            self.client, prefix=self.prefix, policy=config, record_size=RECORD_SIZE
+        )
 
     def both(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         mine = outcome(lambda: getattr(self.memory, verb)(*args, **kwargs))
@@ -189,16 +204,25 @@ class Differential(RuleBasedStateMachine):
         return tid, data.draw(st.sampled_from([own, own, own, *DOMAINS]))
 
     @precondition(lambda self: self.ids)
-    @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0))
-    def complete(self, data: st.DataObject, runtime: Any) -> None:
+    @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0), how=endings)
+    def complete(self, data: st.DataObject, runtime: Any, how: Outcome | None) -> None:
         tid, domain = self._id_and_domain(data)
-        self.both("complete", tid, domain, runtime=runtime, now=self.now)
+        self.both("complete", tid, domain, runtime=runtime, now=self.now, outcome=how)
 
     @precondition(lambda self: self.ids)
-    @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0) | st.just(-1.0))
-    def finish(self, data: st.DataObject, runtime: Any) -> None:
+    @rule(data=st.data(), runtime=st.none() | st.floats(0.0, 4.0) | st.just(-1.0), how=endings)
+    def finish(self, data: st.DataObject, runtime: Any, how: Outcome | None) -> None:
         tid, domain = self._id_and_domain(data)
-        self.both("finish", tid, domain, runtime=runtime, now=self.now, window=2, lease_timeout=2.0)
+        self.both(
+            "finish",
+            tid,
+            domain,
+            runtime=runtime,
+            now=self.now,
+            window=2,
+            lease_timeout=2.0,
+            outcome=how,
+        )
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
@@ -249,6 +273,8 @@ class Differential(RuleBasedStateMachine):
             self.both("keys", domain)
             self.both("in_flight", domain)
             self.both("last_dispatched", domain)
+            # Every task that left was recorded once, with the same fields, in the same order.
+            self.both("records", domain)
             for key in self.both("keys", domain):
                 self.both("get_weight", key)
                 self.both("backlog_size", key, domain)

@@ -37,9 +37,10 @@ def test_every_documented_setting_is_accepted():
             "redis_max_retries": 5,
             "redis_use_ssl": True,
             "metrics_enabled": False,
-            "record_workload": "/tmp/trace.csv",
+            "record_size": 50_000,
         }
     )
+    assert config.record_size == 50_000
     assert config.policy_name == "drr"
     assert dict(config.weights) == {"gold": 3.0, "free": 1.0}
     assert config.window == 16
@@ -132,3 +133,14 @@ def test_celery_ranch_settings_are_read_with_a_warning():
     with pytest.warns(DeprecationWarning, match="celery_ranch"):
         config = FairschedConfig.from_celery(conf)
     assert config.redis_prefix == "myapp:"
+
+
+def test_the_old_record_file_setting_is_refused_with_the_replacement_named():
+    with pytest.raises(ConfigurationError, match="replaced by 'record_size'"):
+        FairschedConfig.from_mapping({"record_workload": "/tmp/trace.csv"})
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "100", 10**8])
+def test_record_size_must_be_a_bounded_int(bad):
+    with pytest.raises(ConfigurationError, match="record_size"):
+        FairschedConfig.from_mapping({"record_size": bad})

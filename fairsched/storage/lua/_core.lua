@@ -7,10 +7,10 @@
 --          string, which arrives through ARGV or from stored data, never from script text.
 -- KEYS[2]  optional: the domain's wake list (a broker queue list consumers block on, for
 --          late-binding dispatch); scripts that add work to a backlog push WAKE_TOKEN there.
--- ARGV[1]  policy preamble, four numbers separated by spaces (one argument, as each argument
+-- ARGV[1]  policy preamble, five numbers separated by spaces (one argument, as each argument
 --          costs the client an encoding step): drr quantum (0: automatic), drr alpha, expiry
---          slack (s),
---          key_ttl in ms (0: idle keys are kept forever)
+--          slack (s), key_ttl in ms (0: idle keys are kept forever), and how many task
+--          outcomes the domain's trace stream keeps (0: nothing is recorded)
 -- ARGV[2]  '1' when the client repeats a call whose reply it lost (see `ops` below), else '0'
 -- ARGV[3..] the verb's own arguments: arg(1) is ARGV[3], arg(2) is ARGV[4], and so on. The
 --          header of each verb names its arguments as arg(i).
@@ -20,7 +20,7 @@
 --                     round, positions
 --   tasks      hash   packed task id (pack_id in _redis_wire.py) -> msgpack(seq, key,
 --                     enqueued_at, cost|false, deadline|false, deadline member|'',
---                     lease member|'', payload, op token|'')
+--                     lease member|'', payload, op token|'', dispatched at|false)
 --   q:<key>    list   "<seq>:<id>" FIFO; entries whose seq no longer matches the record are
 --                     dead (withdrawn) and dropped when they reach the head
 --   k:<key>    hash   fs, n (live backlog), srv, used, tag, est, v, pos, base, def;
@@ -34,12 +34,17 @@
 --                     that lost a reply repeat the call and get the same task (deleted when
 --                     that lease ends). Tokens: the submitted or finished task's packed id,
 --                     or a random token per dispatch call.
+--   trace      stream one entry per task outcome (done, failed, retried, expired, revoked),
+--                     added by the script that ends or withdraws the task, capped with
+--                     MAXLEN ~ RECORD_MAX (record() below; fields: RECORD_FIELDS in
+--                     _redis_wire.py)
 -- Invariant: a q:<key> list is empty or its head is live, and k:<key>.n counts its live tasks.
 
-local QUANTUM, ALPHA, SLACK, KEY_TTL_MS
+local QUANTUM, ALPHA, SLACK, KEY_TTL_MS, RECORD_MAX
 do
-  local q, a, s, t = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
+  local q, a, s, t, r = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
   QUANTUM, ALPHA, SLACK, KEY_TTL_MS = tonumber(q), tonumber(a), tonumber(s), tonumber(t)
+  RECORD_MAX = tonumber(r)
 end
 local REPLAY = ARGV[2] == '1'
 local function arg(i) return ARGV[2 + i] end
@@ -61,15 +66,16 @@ local function optnum(s) if s == nil or s == '' or s == '-' then return false en
 local function load(id)
   local raw = redis.call('HGET', K_TASKS, id)
   if not raw then return nil end
-  local seq, key, enq, cost, dl, dm, lm, payload, by = cmsgpack.unpack(raw)
+  local seq, key, enq, cost, dl, dm, lm, payload, by, dt = cmsgpack.unpack(raw)
   return {id = id, seq = seq, key = key, enq = enq, cost = cost, dl = dl, dm = dm, lm = lm,
-          payload = payload, by = by or ''}
+          payload = payload, by = by or '', dt = dt or false}
 end
 
--- `by`: the op token of the call that leased the task ('' when queued).
+-- `by`: the op token of the call that leased the task ('' when queued); `dt`: when it was
+-- last dispatched (false before).
 local function save(t)
   redis.call('HSET', K_TASKS, t.id,
-    cmsgpack.pack(t.seq, t.key, t.enq, t.cost, t.dl, t.dm, t.lm, t.payload, t.by))
+    cmsgpack.pack(t.seq, t.key, t.enq, t.cost, t.dl, t.dm, t.lm, t.payload, t.by, t.dt))
 end
 
 -- A client that lost the reply of a domain's first call must not be told to start over: the
@@ -132,6 +138,20 @@ local function weight(key)
   local w = redis.call('HGET', K_WEIGHTS, key)
   if w then return tonumber(w) end
   return 1.0
+end
+
+-- Append task `t`'s outcome to the domain's trace stream (when recording): the script that
+-- ends or withdraws a task records it, so a task is recorded once, when it leaves. The
+-- stream's own ids (server time) order entries; `finished` is the caller's clock. Field
+-- order: RECORD_FIELDS in _redis_wire.py. `runtime`, `started` are numbers or false.
+local function record(t, outcome, now, runtime, started, worker)
+  if RECORD_MAX <= 0 then return end
+  redis.call('XADD', K_TRACE, 'MAXLEN', '~', RECORD_MAX, '*',
+    'id', t.id, 'key', t.key, 'arrival', fmt(t.enq),
+    'dispatched', t.dt and fmt(t.dt) or '', 'started', started and fmt(started) or '',
+    'service', runtime and fmt(runtime) or '', 'cost', t.cost and fmt(t.cost) or '',
+    'deadline', t.dl and fmt(t.dl) or '', 'weight', fmt(weight(t.key)), 'outcome', outcome,
+    'worker', worker or '', 'finished', fmt(now))
 end
 
 -- The key's first-seen ordinal, assigned on first use; `fs` is the stored value if known.

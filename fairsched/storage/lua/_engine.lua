@@ -63,6 +63,7 @@ local function expire(now, out)
     -- A leased task's entry is dropped; a requeue adds a fresh one.
     if t and t.lm == '' and t.dm == m then
       withdraw(t, now)
+      record(t, 'expired', now, false, false, '')
       reply(t, out)
       n = n + 1
     end
@@ -83,6 +84,7 @@ local function dispatch_one(now, now_s, window, lease_timeout, op)
   local deadline = now + lease_timeout
   t.lm = pad(next_seq()) .. t.id
   t.by = op
+  t.dt = now
   redis.call('ZADD', K_LEASES, fmt(deadline), t.lm)
   save(t)
   redis.call('HSET', K_OPS, op, t.lm)
@@ -127,23 +129,27 @@ local function dispatch_reply(now, now_s, window, lease_timeout, op)
 end
 
 -- Release task `id`: end its lease (feeding runtime to the policy) or, if it was requeued
--- after a reclaim, withdraw it. Returns the record or nil. The freeing writes come first, so
--- that a full Redis (maxmemory, noeviction) still lets workers finish tasks and free memory.
-local function complete(id, runtime, now)
+-- after a reclaim, withdraw it, and record its outcome. Returns the record or nil. The
+-- freeing writes come first, so that a full Redis (maxmemory, noeviction) still lets workers
+-- finish tasks and free memory (Redis refuses only a script's first write when memory is
+-- full). `i`: the index of the caller's three trace arguments (outcome, started (s)|'',
+-- worker).
+local function complete(id, runtime, now, i)
   local t = load(id)
   if not t then return nil end
   if t.lm == '' then
     withdraw(t, now)
-    return t
+  else
+    redis.call('HDEL', K_TASKS, id)
+    redis.call('ZREM', K_LEASES, t.lm)
+    if t.dm ~= '' then redis.call('ZREM', K_DEADLINES, t.dm) end
+    forget_op(t)
+    if runtime then
+      P.complete(t, runtime)
+      touch_idle(t.key)
+    end
   end
-  redis.call('HDEL', K_TASKS, id)
-  redis.call('ZREM', K_LEASES, t.lm)
-  if t.dm ~= '' then redis.call('ZREM', K_DEADLINES, t.dm) end
-  forget_op(t)
-  if runtime then
-    P.complete(t, runtime)
-    touch_idle(t.key)
-  end
+  record(t, arg(i), now, runtime, optnum(arg(i + 1)), arg(i + 2))
   return t
 end
 
@@ -159,7 +165,8 @@ end
 -- cost|'-', deadline|'-'); nil when the id is already queued or leased here.
 local function new_task(i, enq, cost, dl)
   local t = {id = arg(i), key = arg(i + 1), enq = tonumber(enq), cost = optnum(cost),
-             dl = optnum(dl), dm = '', lm = '', payload = arg(i + 2), seq = 0, by = ''}
+             dl = optnum(dl), dm = '', lm = '', payload = arg(i + 2), seq = 0, by = '',
+             dt = false}
   if redis.call('HEXISTS', K_TASKS, t.id) == 1 then return nil end
   return t
 end

@@ -1,5 +1,5 @@
 -- purge.lua: drop every queued task, lease and piece of policy state of the domain (weights
--- stay: they are settings). O(keys + tasks); not for hot paths.
+-- and the trace stay: settings and history; purged tasks are not recorded). O(keys + tasks); not for hot paths.
 -- KEYS[1] domain base; ARGV[1] policy preamble, ARGV[2] replay flag. Returns the number of
 -- tasks dropped. The domain must be registered again (init.lua) before its next enqueue.
 -- Touches: every key of the domain except weights.

@@ -2,8 +2,10 @@
 -- KEYS[1] domain base; ARGV[1] policy preamble, ARGV[2] replay flag; arg(1) task id;
 -- arg(2) now (s).
 -- Returns the task's 6 fields, or {} when it is not queued here.
--- Touches: tasks, q:<key>, k:<key>, active, deadlines, the policy's keys.
+-- Touches: tasks, q:<key>, k:<key>, active, deadlines, trace, the policy's keys.
 local t = load(arg(1))
 if not t or t.lm ~= '' then return {} end
-withdraw(t, tonumber(arg(2)))
+local now = tonumber(arg(2))
+withdraw(t, now)
+record(t, 'revoked', now, false, false, '')
 return reply(t, {})

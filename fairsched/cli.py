@@ -7,6 +7,7 @@ import click
 from policies import available, option_names
 
 from ._cli_demo import demo
+from ._cli_record import record
 from ._cli_simulate import simulate
 from ._cli_status import status
 
@@ -14,7 +15,7 @@ from ._cli_status import status
 @click.group(name="fairsched")
 @click.version_option(package_name="fairsched")
 def main() -> None:
-    """Weighted fair queuing for Celery: demo, simulate, inspect."""
+    """Weighted fair queuing for Celery: demo, simulate, inspect, record."""
 
 
 @main.command("policies")
@@ -27,5 +28,6 @@ def list_policies() -> None:
 
 
 main.add_command(demo)
+main.add_command(record)
 main.add_command(simulate)
 main.add_command(status)

@@ -29,6 +29,10 @@ Row = tuple[str, float, float, float | None, float | None]
 REQUIRED = ("key", "arrival", "service")
 OPTIONAL = ("deadline", "cost")
 COLUMNS = REQUIRED + OPTIONAL
+#: Columns a recording export adds (`fairsched record export`): read by `load_recording`,
+#: accepted and skipped by the trace reader, so an export replays as it is. Any other column
+#: is refused, so a misspelt `dedline` is an error, not silently ignored.
+RECORDING = ("id", "queue", "dispatched", "started", "finished", "weight", "outcome", "worker")
 
 #: Longest line of a trace file, in bytes with its line ending; also the size of each read. A
 #: row needs far less (a key of at most MAX_KEY_BYTES and four numbers fit in 1.2 KB); the cap
@@ -267,7 +271,7 @@ def _csv_rows(read: Callable[[int], bytes], name: str) -> Iterator[Row]:
         raise TraceError("empty file; expected a header 'key,arrival,service'", name, 1)
     header = [h.strip() for h in header]
     for column in header:
-        if column not in COLUMNS:
+        if column not in COLUMNS and column not in RECORDING:
             raise TraceError(f"unknown column; valid: {', '.join(COLUMNS)}", name, 1, column)
     for column in REQUIRED:
         if column not in header:
@@ -331,7 +335,7 @@ def _csv_rows(read: Callable[[int], bytes], name: str) -> Iterator[Row]:
         raise TraceError(f"bad CSV: {exc}", name, line + 1) from None
 
 
-_JSON_FIELDS = frozenset(COLUMNS)
+_JSON_FIELDS = frozenset(COLUMNS + RECORDING)
 
 
 def _jsonl_rows(read: Callable[[int], bytes], name: str) -> Iterator[Row]:

@@ -37,16 +37,27 @@ def child(url: str, tasks: int, keys: int, window: int) -> None:
 
     import redis
 
-    from fairsched import Job, RedisStorage, Task
+    from fairsched import RedisStorage
 
     client = redis.Redis.from_url(url)
     storage = RedisStorage(client, prefix=f"life:{uuid.uuid4().hex[:8]}:", policy="drr")
-    ids = [str(uuid.uuid4()) for _ in range(tasks)]
     # Builds before the domain argument (issue 10) found a task's domain themselves.
     if "domain" in inspect.signature(storage.finish).parameters:
         finish = partial(_finish_in, storage)
     else:
         finish = storage.finish
+    print(json.dumps(lifecycle(storage, client, finish, tasks, keys, window)))
+    storage.purge()
+
+
+def lifecycle(
+    storage: Any, client: Any, finish: Any, tasks: int, keys: int, window: int
+) -> dict[str, float]:
+    """Submit `tasks` tasks over `keys` keys and finish them `window` at a time, as workers
+    would; return Redis commands, scripts and server time (us) per task."""
+    from fairsched import Job, Task
+
+    ids = [str(uuid.uuid4()) for _ in range(tasks)]
     # Warm up: scripts loaded, domain registered.
     storage.submit(Task(Job("warm", "k0"), PAYLOAD), 0.0, window=window)
     finish("warm", 0.01, 0.0, window=window)
@@ -71,16 +82,11 @@ def child(url: str, tasks: int, keys: int, window: int) -> None:
     evalsha = stats.get("cmdstat_evalsha", {})
     commands = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_evalsha")
     client.config_resetstat()
-    print(
-        json.dumps(
-            {
-                "commands_per_task": commands / tasks,
-                "scripts_per_task": evalsha.get("calls", 0) / tasks,
-                "server_us_per_task": evalsha.get("usec", 0) / tasks,
-            }
-        )
-    )
-    storage.purge()
+    return {
+        "commands_per_task": commands / tasks,
+        "scripts_per_task": evalsha.get("calls", 0) / tasks,
+        "server_us_per_task": evalsha.get("usec", 0) / tasks,
+    }
 
 
 def _finish_in(storage: Any, task_id: str, *args: Any, **kwargs: Any) -> Any:

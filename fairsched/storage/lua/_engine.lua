@@ -63,7 +63,7 @@ local function expire(now, out)
     -- A leased task's entry is dropped; a requeue adds a fresh one.
     if t and t.lm == '' and t.dm == m then
       withdraw(t, now)
-      record(t, 'expired', now, false, false, '')
+      record(t, 'expired', fmt(now), '', '', '')
       reply(t, out)
       n = n + 1
     end
@@ -133,8 +133,8 @@ end
 -- freeing writes come first, so that a full Redis (maxmemory, noeviction) still lets workers
 -- finish tasks and free memory (Redis refuses only a script's first write when memory is
 -- full). `i`: the index of the caller's three trace arguments (outcome, started (s)|'',
--- worker).
-local function complete(id, runtime, now, i)
+-- worker); `now_s`, `runtime_s`: now and the runtime as the caller wrote them.
+local function complete(id, runtime, now, i, now_s, runtime_s)
   local t = load(id)
   if not t then return nil end
   if t.lm == '' then
@@ -149,7 +149,7 @@ local function complete(id, runtime, now, i)
       touch_idle(t.key)
     end
   end
-  record(t, arg(i), now, runtime, optnum(arg(i + 1)), arg(i + 2))
+  record(t, arg(i), now_s, runtime and runtime_s or '', arg(i + 1), arg(i + 2))
   return t
 end
 

@@ -7,6 +7,6 @@
 -- for a repeated call whose first run completed it).
 -- Touches: tasks, leases, deadlines, ops, k:<key> (estimate), trace, and for a queued id as
 -- revoke.lua.
-local t = complete(arg(1), optnum(arg(2)), tonumber(arg(3)), 4)
+local t = complete(arg(1), optnum(arg(2)), tonumber(arg(3)), 4, arg(3), arg(2))
 if not t then return {} end
 return reply(t, {})

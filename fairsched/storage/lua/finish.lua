@@ -8,7 +8,7 @@
 -- Touches: as complete.lua and dispatch.lua.
 local n = words(arg(2))
 local now = tonumber(n[2])
-if not complete(arg(1), optnum(n[1]), now, 3) then
+if not complete(arg(1), optnum(n[1]), now, 3, n[2], n[1]) then
   if REPLAY then return replayed(arg(1)) end
   return -1
 end

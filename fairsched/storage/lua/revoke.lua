@@ -5,7 +5,6 @@
 -- Touches: tasks, q:<key>, k:<key>, active, deadlines, trace, the policy's keys.
 local t = load(arg(1))
 if not t or t.lm ~= '' then return {} end
-local now = tonumber(arg(2))
-withdraw(t, now)
-record(t, 'revoked', now, false, false, '')
+withdraw(t, tonumber(arg(2)))
+record(t, 'revoked', arg(2), '', '', '')
 return reply(t, {})

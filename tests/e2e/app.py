@@ -94,3 +94,9 @@ def hooked(x: int, fail: bool = False) -> int:
     if fail:
         raise RuntimeError("requested failure")
     return x
+
+
+@lru_task(app, name="e2e.sleep", ignore_result=True, shared=False)
+def sleep(seconds: float) -> None:
+    """Sleeps: a task of a known run time, with no side effect to slow it down."""
+    time.sleep(seconds)

@@ -116,16 +116,18 @@ class FairChannel(kombu_redis.Channel):
     """A Redis channel whose `fairsched_key` messages go through the fairsched storage."""
 
     QoS = FairQoS
-    #: Set from the transport options `fairsched_prefix`, `fairsched_policy` and
-    #: `fairsched_lease_timeout` (see `fairsched.configure`).
+    #: Set from the transport options `fairsched_prefix`, `fairsched_policy`,
+    #: `fairsched_lease_timeout` and `fairsched_record_size` (see `fairsched.configure`).
     fairsched_prefix = "fairsched:"
     fairsched_policy: Any = None
     fairsched_lease_timeout = DEFAULT_LEASE_TIMEOUT
+    fairsched_record_size = 0
     from_transport_options = (
         *kombu_redis.Channel.from_transport_options,
         "fairsched_prefix",
         "fairsched_policy",
         "fairsched_lease_timeout",
+        "fairsched_record_size",
     )  # type: ignore[assignment]  # kombu's type is its own tuple's exact length
     _fair_storage: RedisStorage | None = None
 
@@ -141,6 +143,8 @@ class FairChannel(kombu_redis.Channel):
                 prefix=self.fairsched_prefix,
                 policy=self.fairsched_policy or "weighted_lru",
                 wake_prefix=self.global_keyprefix or "",
+                # Its dispatches withdraw expired tasks, which the recording must see.
+                record_size=self.fairsched_record_size,
             )
         return self._fair_storage
 

@@ -108,6 +108,7 @@ def _use_fair_transport(app: Celery, config: FairschedConfig, dispatcher: Dispat
         fairsched_prefix=config.redis_prefix,
         fairsched_policy=spec,
         fairsched_lease_timeout=config.lease_timeout,
+        fairsched_record_size=config.record_size,
     )
     app.conf.broker_transport = transport.TRANSPORT
     app.conf.broker_transport_options = options

@@ -33,7 +33,7 @@ def cluster(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Cluster]
         broker = redis_url
     assert broker is not None
     mode = "late" if request.param == "redis-late" else "window"
-    cluster = Cluster(broker, redis_url, {"dispatch": mode})
+    cluster = Cluster(broker, redis_url, {"dispatch": mode, "record_size": 10_000})
     try:
         cluster.start("w1", pool="prefork", concurrency=2)
         yield cluster
@@ -87,13 +87,26 @@ def test_expired_task_never_runs_and_is_revoked(cluster: Cluster):
     doomed = token("doomed")
     result = mod.work.lru_apply_async("late", (doomed, 0.0), expires=0.3)
     after = token("after")
-    assert mod.work.lru_delay("late", after, 0.0).get(timeout=30) == after
+    after_result = mod.work.lru_delay("late", after, 0.0)
+    assert after_result.get(timeout=30) == after
     cluster.wait_started(blockers, 30)
     deadline = time.monotonic() + 10
     while result.state != "REVOKED" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert result.state == "REVOKED"
     assert doomed not in cluster.started()
+    # Recorded once each, by whichever verb withdrew or ended it (when late, the worker's
+    # dispatch withdraws the expired one): the slot release runs after the result is stored.
+    storage = fairsched.celery.dispatcher_for(mod.app).storage
+
+    def outcomes() -> list[tuple[str, str]]:
+        wanted = (result.id, after_result.id)
+        return sorted((r.id, r.outcome) for r in storage.records(cluster.queue) if r.id in wanted)
+
+    deadline = time.monotonic() + 10
+    while len(outcomes()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outcomes() == sorted([(result.id, "expired"), (after_result.id, "done")])
 
 
 def test_revoke_removes_a_task_from_the_backlog(cluster: Cluster):

@@ -162,3 +162,24 @@ def replay(path: Path, policy: Any, workers: int = 2) -> dict[str, Any]:
 def scratch() -> Path:
     """A folder for recordings that outlives nothing but this process's run."""
     return Path(tempfile.mkdtemp(prefix="fairsched-fidelity-"))
+
+
+def main() -> None:
+    """`python -m tests.e2e.fidelity OUT.csv [--policy P] [--seed N]`: record one real run
+    (a private redis-server, real workers) and export it to OUT.csv."""
+    import argparse
+
+    from tests import servers
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--policy", default="lru")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    with servers.private_redis() as url:
+        record_run(url, args.policy, Workload.make(seed=args.seed), args.out)
+    print(f"{len(load_recording(args.out))} tasks recorded to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

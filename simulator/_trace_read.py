@@ -63,6 +63,11 @@ class TraceError(FairschedError, ValueError):
         if column:
             where += f", field {_clip(column)!r}"
         super().__init__(f"{where}: {message}")
+        self._message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its parts, so one raised in a worker process keeps its path and line.
+        return (type(self), (self._message, self.path, self.line, self.column))
 
 
 def _clip(text: str, size: int = 40) -> str:

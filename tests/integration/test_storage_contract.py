@@ -384,7 +384,9 @@ def test_the_recording_keeps_about_record_size_outcomes_the_latest_ones(request,
     size = 5
     for storage in (
         MemoryStorage(record_size=size),
-        RedisStorage(request.getfixturevalue("redis_client"), prefix=redis_prefix, record_size=size),
+        RedisStorage(
+            request.getfixturevalue("redis_client"), prefix=redis_prefix, record_size=size
+        ),
     ):
         for i in range(300):
             storage.enqueue(task(f"t{i}", "a"), now=float(i))

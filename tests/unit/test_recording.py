@@ -170,3 +170,15 @@ def test_parse_time_reads_epoch_iso_and_spans_ago():
         with pytest.raises(ValueError, match="cannot read"):
             parse_time(bad)
     assert math.isfinite(parse_time("7d"))
+
+
+def test_a_trace_error_keeps_its_file_and_line_across_processes():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(TraceError("bad", "f.csv", 3, "key")))
+    assert (str(error), error.path, error.line, error.column) == (
+        "f.csv, line 3, field 'key': bad",
+        "f.csv",
+        3,
+        "key",
+    )

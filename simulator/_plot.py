@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,40 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+#: Time units for axes, largest first: (name, seconds), chosen so that the span shown is at
+#: least two of the unit (a trace of three days is drawn in days, a 10 s run in seconds).
+TIME_UNITS = (("days", 86_400.0), ("hours", 3_600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3))
+
+
+def time_unit(span: float) -> tuple[str, float]:
+    """The unit to show a span of `span` seconds in: (name, seconds per unit).
+
+    >>> time_unit(3 * 86_400), time_unit(5400), time_unit(0.5)
+    (('days', 86400.0), ('min', 60.0), ('ms', 0.001))
+    """
+    for name, size in TIME_UNITS:
+        if span >= 2 * size:
+            return name, size
+    return TIME_UNITS[-1]
+
+
+def time_axis(ax: Any, span: float, axis: str = "x", label: str = "time") -> str:
+    """Label `ax`'s `axis` (values in seconds) in the unit that suits `span` seconds, so a
+    week reads as days and not as 6e5 s; returns the unit's name."""
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    name, size = time_unit(span)
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    # Ticks at round numbers of the unit (1, 2 or 5 times a power of ten), about six of them.
+    rough = span / size / 6
+    power = 10.0 ** math.floor(math.log10(rough)) if rough > 0 else 1.0
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    target.set_major_locator(MultipleLocator(step * size))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value / size:g}"))
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(f"{label} ({name})")
+    return name
 
 
 def plot_wait_cdfs(

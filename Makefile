@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck imports unit reliability reliability-long soak bench clean
+.PHONY: setup demo test lint typecheck imports unit reliability reliability-long soak bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ setup: $(STAMP)
 
 demo: $(STAMP)  ## the embedded demo: fair vs plain Celery, no services needed
 	$(BIN)/fairsched demo
+
+notebooks: $(STAMP)  ## open the analysis notebooks in JupyterLab (installed on first use)
+	$(BIN)/python -m pip install -q jupyterlab
+	$(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

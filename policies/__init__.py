@@ -27,6 +27,7 @@ from ._job import (
     Job,
 )
 from ._lru import LruState, PureLru
+from ._lua import LuaTwin, lua_twin
 from ._protocol import DefaultHooks, Policy
 from ._queue import FairQueue, Pick
 from ._registry import (
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidWeight",
     "Job",
     "LruState",
+    "LuaTwin",
     "Pick",
     "Policy",
     "PolicyError",
@@ -71,6 +73,7 @@ __all__ = [
     "WeightedLruState",
     "available",
     "from_config",
+    "lua_twin",
     "option_names",
     "parse_spec",
     "policy_class",

@@ -12,6 +12,7 @@ from attrs.validators import optional
 
 from ._backlog import Backlog
 from ._job import Job
+from ._lua import LuaTwin
 from ._options import frozen_weights, positive, unit_interval
 
 
@@ -60,6 +61,11 @@ class DeficitRoundRobin:
     quantum: float | None = field(default=None, validator=optional(positive))
     alpha: float = field(default=0.2, validator=unit_interval)
     weights: Mapping[str, float] = field(factory=dict, converter=frozen_weights)
+
+    def lua_twin(self) -> LuaTwin:
+        """Its Lua twin, for RedisStorage (policies/lua/drr.lua); quantum 0 means automatic."""
+        options = {"quantum": self.quantum or 0.0, "alpha": self.alpha}
+        return LuaTwin("policies", "lua/drr.lua", options=options)
 
     def new_state(self, backlog: Backlog) -> DrrState:
         return DrrState(backlog)

@@ -12,6 +12,7 @@ from ._backlog import Backlog
 from ._errors import PolicyError
 from ._job import Job
 from ._lru import PureLru
+from ._lua import LuaTwin, lua_twin
 from ._options import non_negative
 from ._protocol import Policy
 
@@ -54,6 +55,16 @@ class ExpiryAware:
     def weights(self) -> Mapping[str, float]:
         """The inner policy's configured weights."""
         return self.inner.weights
+
+    def lua_twin(self) -> LuaTwin | None:
+        """Its Lua twin wrapping the inner policy's (policies/lua/expiry_aware.lua); None
+        when the inner policy has none."""
+        inner = lua_twin(self.inner)
+        if inner is None:
+            return None
+        return LuaTwin(
+            "policies", "lua/expiry_aware.lua", options={"slack": self.slack}, inner=inner
+        )
 
     def new_state(self, backlog: Backlog) -> ExpiryAwareState:
         return ExpiryAwareState(backlog, self.inner.new_state(backlog))

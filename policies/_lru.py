@@ -10,6 +10,7 @@ from attrs import define, field, frozen
 
 from ._backlog import Backlog
 from ._job import Job
+from ._lua import LuaTwin
 from ._protocol import DefaultHooks
 
 #: Rank offset that puts never-served keys (ranked by first enqueue) before every served key
@@ -43,6 +44,10 @@ class PureLru(DefaultHooks):
     """
 
     name: ClassVar[str] = "lru"
+
+    def lua_twin(self) -> LuaTwin:
+        """Its Lua twin, for RedisStorage (policies/lua/lru.lua)."""
+        return LuaTwin("policies", "lua/lru.lua")
 
     def new_state(self, backlog: Backlog) -> LruState:
         return LruState(backlog)

@@ -11,6 +11,7 @@ from attrs import define, field, frozen
 
 from ._backlog import Backlog
 from ._job import Job
+from ._lua import LuaTwin
 from ._options import frozen_weights
 from ._protocol import DefaultHooks
 
@@ -39,6 +40,10 @@ class WeightedLru(DefaultHooks):
 
     name: ClassVar[str] = "weighted_lru"
     weights: Mapping[str, float] = field(factory=dict, converter=frozen_weights)
+
+    def lua_twin(self) -> LuaTwin:
+        """Its Lua twin, for RedisStorage (policies/lua/weighted_lru.lua)."""
+        return LuaTwin("policies", "lua/weighted_lru.lua")
 
     def new_state(self, backlog: Backlog) -> WeightedLruState:
         return WeightedLruState(backlog)

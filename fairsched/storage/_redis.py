@@ -18,11 +18,11 @@ from typing import Any
 
 from attrs import define, field
 
-from policies import DEFAULT_POLICY, DeficitRoundRobin, ExpiryAware, Policy, from_config
+from policies import DEFAULT_POLICY, LuaTwin, Policy, from_config
 from policies._job import check_job, check_key, check_runtime, check_time, check_weights
 from policies._numbers import check_number
 
-from ..errors import ConfigurationError, StorageUnavailable
+from ..errors import ConfigurationError, ScriptError, StorageUnavailable
 from ..serializers import Serializer, SerializerType, get_serializer
 from ._base import (
     DEFAULT_DOMAIN,
@@ -38,7 +38,17 @@ from ._base import (
     check_record_size,
 )
 from ._redis_client import Unregistered, client_for, with_retries, with_ssl
-from ._redis_scripts import DOMAIN_KEYS, RECORD_PREFIX, VERBS, fragments, script_source
+from ._redis_scripts import (
+    DOMAIN_KEYS,
+    RECORD_PREFIX,
+    VERBS,
+    PolicyCode,
+    locate,
+    policy_code,
+    preamble_numbers,
+    script_source,
+    twins,
+)
 from ._redis_wire import (
     dispatch_reply,
     key_base,
@@ -103,17 +113,13 @@ def _outcome_args(outcome: Outcome | None) -> tuple[str, str, str]:
     return how.status, opt(how.started), how.worker
 
 
-def _preamble(policy: Policy[Any], key_ttl: float | None, record_size: int = 0) -> bytes:
-    """The policy's numbers as the scripts read them (ARGV[1], see _core.lua)."""
-    inner = policy.inner if isinstance(policy, ExpiryAware) else policy
-    quantum, alpha = 1.0, 0.2
-    if isinstance(inner, DeficitRoundRobin):
-        # A quantum of 0 asks the script for the automatic one (see _policy_drr.lua).
-        quantum, alpha = inner.quantum or 0.0, inner.alpha
-    slack = policy.slack if isinstance(policy, ExpiryAware) else 0.0
+def _preamble(chain: tuple[LuaTwin, ...], key_ttl: float | None, record_size: int = 0) -> bytes:
+    """The numbers every script reads first (ARGV[1], see _core.lua): key TTL, record size,
+    then the policy twins' options."""
     ttl_ms = 0 if key_ttl is None else max(1, round(key_ttl * 1000))
+    numbers = [str(ttl_ms), str(record_size), *map(num, preamble_numbers(chain))]
     # One argument: each argument costs the client an encoding step on every call.
-    return f"{num(quantum)} {num(alpha)} {num(slack)} {ttl_ms} {record_size}".encode()
+    return " ".join(numbers).encode()
 
 
 @define
@@ -128,7 +134,8 @@ class RedisStorage:
     that many (see `records`; docs/recording.md).
 
     Raises:
-        ConfigurationError: the policy has no Lua twin, or a setting is invalid.
+        ConfigurationError: the policy has no Lua twin (`policies.LuaTwin`), or its twin
+            cannot be read, or a setting is invalid.
     """
 
     client: Any
@@ -147,6 +154,7 @@ class RedisStorage:
     record_size: int = field(default=0, validator=_check_record_size)
     _scripts: dict[str, Any] = field(factory=dict, init=False, repr=False)
     _preamble: bytes = field(default=b"", init=False, repr=False)
+    _code: PolicyCode = field(default=(), init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
     #: Task-verb calls whose outcome is unknown (see _run), oldest first.
     _unsettled: dict[tuple[str, str, str | bytes], None] = field(
@@ -158,10 +166,11 @@ class RedisStorage:
     _set_here: dict[str, str] = field(factory=dict, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        parts = fragments(self.policy)
-        self._preamble = _preamble(self.policy, self.key_ttl, self.record_size)
+        chain = twins(self.policy)
+        self._code = policy_code(chain)
+        self._preamble = _preamble(chain, self.key_ttl, self.record_size)
         for verb in VERBS:
-            self._scripts[verb] = self.client.register_script(script_source(verb, parts))
+            self._scripts[verb] = self.client.register_script(script_source(verb, self._code))
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -277,6 +286,10 @@ class RedisStorage:
                 while len(self._unsettled) > _MAX_UNSETTLED:
                     del self._unsettled[next(iter(self._unsettled))]
             raise
+        except ScriptError as exc:
+            # Name the file and line of the error (a policy's twin, most likely), not the
+            # line of the assembled script.
+            raise ScriptError(locate(verb, self._code, str(exc))) from exc
         if call is not None:
             self._unsettled.pop(call, None)
         return reply

@@ -31,9 +31,9 @@ def test_the_wheel_ships_every_module_lua_script_and_type_marker(tmp_path: Path)
     assert "is absent from the `packages` configuration" not in done.stderr
     (wheel,) = tmp_path.glob("fairsched-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    scripts = {p.name for p in (ROOT / "fairsched" / "storage" / "lua").glob("*.lua")}
-    shipped = {Path(n).name for n in names if n.startswith("fairsched/storage/lua/")}
-    assert scripts and scripts <= shipped
+    for folder in ("fairsched/storage/lua", "policies/lua"):
+        scripts = {f"{folder}/{p.name}" for p in (ROOT / folder).glob("*.lua")}
+        assert scripts and scripts <= names, f"missing from the wheel: {sorted(scripts - names)}"
     for package in ("policies", "simulator", "fairsched"):
         assert f"{package}/py.typed" in names
         sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / package).rglob("*.py")}

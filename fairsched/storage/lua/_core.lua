@@ -7,10 +7,11 @@
 --          string, which arrives through ARGV or from stored data, never from script text.
 -- KEYS[2]  optional: the domain's wake list (a broker queue list consumers block on, for
 --          late-binding dispatch); scripts that add work to a backlog push WAKE_TOKEN there.
--- ARGV[1]  policy preamble, five numbers separated by spaces (one argument, as each argument
---          costs the client an encoding step): drr quantum (0: automatic), drr alpha, expiry
---          slack (s), key_ttl in ms (0: idle keys are kept forever), and how many task
---          outcomes the domain's trace stream keeps (0: nothing is recorded)
+-- ARGV[1]  preamble: numbers separated by spaces (one argument, as each argument costs the
+--          client an encoding step): key_ttl in ms (0: idle keys are kept forever), how many
+--          task outcomes the domain's trace stream keeps (0: nothing is recorded), then the
+--          policy's options, twin by twin (innermost first), each twin's in the order of its
+--          `options`; the generated line before each twin's code reads them into its OPT table
 -- ARGV[2]  '1' when the client repeats a call whose reply it lost (see `ops` below), else '0'
 -- ARGV[3..] the verb's own arguments: arg(1) is ARGV[3], arg(2) is ARGV[4], and so on. The
 --          header of each verb names its arguments as arg(i).
@@ -40,15 +41,6 @@
 --                     _redis_wire.py)
 -- Invariant: a q:<key> list is empty or its head is live, and k:<key>.n counts its live tasks.
 
-local QUANTUM, ALPHA, SLACK, KEY_TTL_MS, RECORD_MAX
-do
-  local q, a, s, t, r = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-  QUANTUM, ALPHA, SLACK, KEY_TTL_MS = tonumber(q), tonumber(a), tonumber(s), tonumber(t)
-  RECORD_MAX = tonumber(r)
-end
-local REPLAY = ARGV[2] == '1'
-local function arg(i) return ARGV[2 + i] end
-
 -- Several numbers in one argument, separated by spaces ('-' for none): one argument costs
 -- the client one encoding step, however many numbers it carries.
 local function words(s)
@@ -56,6 +48,11 @@ local function words(s)
   for word in string.gmatch(s, '%S+') do out[#out + 1] = word end
   return out
 end
+
+local PREAMBLE = words(ARGV[1])
+local KEY_TTL_MS, RECORD_MAX = tonumber(PREAMBLE[1]), tonumber(PREAMBLE[2])
+local REPLAY = ARGV[2] == '1'
+local function arg(i) return ARGV[2 + i] end
 
 -- Redis turns Lua numbers in replies into integers, and tostring() keeps 14 digits: every
 -- float leaves a script as a 17-digit string, which round-trips a double exactly.

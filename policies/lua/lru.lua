@@ -1,8 +1,9 @@
--- _policy_lru.lua: the twin of policies/_lru.py (PureLru).
+-- lru.lua: the Lua twin of policies/_lru.py (PureLru); see docs/policies.md, "Lua twins".
 -- Keys: lru zset (backlogged key -> rank); k:<key>.srv (dispatch counter at last service);
 -- meta.lru (dispatch counter). Ranks are integers below 2**53, exact as zset scores, and
 -- unique, so the zset order is the heap order of the Python policy.
 local P = {}
+local K_LRU = B .. 'lru'
 local NEVER_SERVED = -4503599627370496  -- -(2**52), as in _lru.py
 
 local function lru_rank(key)
@@ -26,3 +27,4 @@ function P.head_change(key, now) end
 function P.deactivate(key, now) redis.call('ZREM', K_LRU, key) end
 function P.complete(t, runtime) end
 function P.weight_change(key, now) end
+function P.purge() redis.call('UNLINK', K_LRU) end

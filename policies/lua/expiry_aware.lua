@@ -1,8 +1,9 @@
--- _policy_expiry_aware.lua: the twin of policies/_expiry.py (ExpiryAware), wrapping the inner
--- policy fragment assembled before it. Keys: heads zset (pad(first seen) .. key -> deadline
--- of the key's head; only heads that have a deadline).
+-- expiry_aware.lua: the Lua twin of policies/_expiry.py (ExpiryAware), wrapping the inner
+-- policy's twin assembled before it. Options: OPT.slack (s). Keys: heads zset (pad(first
+-- seen) .. key -> deadline of the key's head; only heads that have a deadline).
 local INNER = P
 P = {}
+local K_HEADS = B .. 'heads'
 
 local function head_member(key)
   return pad(tonumber(redis.call('HGET', kk(key), 'fs'))) .. key
@@ -21,7 +22,7 @@ function P.activate(key, now) INNER.activate(key, now); track_head(key) end
 
 function P.pick(now)
   local top = redis.call('ZRANGE', K_HEADS, 0, 0, 'WITHSCORES')
-  if top[1] and tonumber(top[2]) <= now + SLACK then return string.sub(top[1], 16) end
+  if top[1] and tonumber(top[2]) <= now + OPT.slack then return string.sub(top[1], 16) end
   return INNER.pick(now)
 end
 
@@ -39,3 +40,4 @@ end
 
 function P.complete(t, runtime) INNER.complete(t, runtime) end
 function P.weight_change(key, now) INNER.weight_change(key, now) end
+function P.purge() INNER.purge(); redis.call('UNLINK', K_HEADS) end

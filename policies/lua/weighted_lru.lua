@@ -1,7 +1,8 @@
--- _policy_weighted_lru.lua: the twin of policies/_weighted.py (WeightedLru, start-time fair
+-- weighted_lru.lua: the Lua twin of policies/_weighted.py (WeightedLru, start-time fair
 -- queuing). Keys: wlru zset (pad(first seen) .. key -> start tag; equal tags fall back to
 -- first-seen order as in the heap); k:<key>.tag; meta.vtime. Tags are stored as %.17g.
 local P = {}
+local K_WLRU = B .. 'wlru'
 
 local function wl_member(key) return pad(tonumber(redis.call('HGET', kk(key), 'fs'))) .. key end
 local function vtime() return tonumber(redis.call('HGET', K_META, 'vtime') or '0') end
@@ -40,3 +41,4 @@ function P.head_change(key, now) end
 function P.deactivate(key, now) redis.call('ZREM', K_WLRU, wl_member(key)) end
 function P.complete(t, runtime) end
 function P.weight_change(key, now) end
+function P.purge() redis.call('UNLINK', K_WLRU) end

@@ -1,10 +1,11 @@
--- _policy_drr.lua: the twin of policies/_drr.py (DeficitRoundRobin).
+-- drr.lua: the Lua twin of policies/_drr.py (DeficitRoundRobin).
 -- Keys: drr zset (pad(position) .. key -> visit round; order = (visit, position) as in the
 -- heap); k:<key>.v, pos, base, def (deficit), est (run-time estimate); meta.round, positions,
 -- cmean (mean charged cost: the automatic quantum), rmean (mean run time: a new key's cost).
--- QUANTUM 0 in the preamble means automatic.
+-- Options: OPT.quantum (0: automatic), OPT.alpha (the estimates' smoothing).
 -- Same float operations in the same order as the Python, so the same rounding.
 local P = {}
+local K_DRR = B .. 'drr'
 
 local function kgetn(key, field) return tonumber(redis.call('HGET', kk(key), field)) end
 
@@ -21,7 +22,7 @@ end
 local function drr_cost(t) return drr_known_cost(t) or 1.0 end
 
 local function drr_quantum()
-  if QUANTUM > 0 then return QUANTUM end
+  if OPT.quantum > 0 then return OPT.quantum end
   for _, field in ipairs({'cmean', 'rmean'}) do
     local mean = tonumber(redis.call('HGET', K_META, field) or '0')
     if mean > 0 then return mean end
@@ -33,7 +34,7 @@ end
 local function ewma(field, value)
   local old = redis.call('HGET', K_META, field)
   local new = value
-  if old then new = ALPHA * value + (1 - ALPHA) * tonumber(old) end
+  if old then new = OPT.alpha * value + (1 - OPT.alpha) * tonumber(old) end
   redis.call('HSET', K_META, field, fmt(new))
 end
 
@@ -87,7 +88,7 @@ function P.dispatched(key, t, now, still, fields)
   local credit = kgetn(key, 'def') + (current - kgetn(key, 'base')) * grant
   local left = credit - (known or 1.0)
   -- With the automatic quantum a key banks at most one round's grant (as in _drr.py).
-  if QUANTUM <= 0 then left = math.min(left, grant) end
+  if OPT.quantum <= 0 then left = math.min(left, grant) end
   redis.call('HSET', kk(key), 'base', fmt(current), 'def', fmt(left))
   if still then drr_schedule(key, pos, true) else drr_deactivate(key) end
 end
@@ -101,9 +102,10 @@ function P.complete(t, runtime)
   if not t.cost then
     local old = redis.call('HGET', kk(t.key), 'est')
     local est = runtime
-    if old then est = ALPHA * runtime + (1 - ALPHA) * tonumber(old) end
+    if old then est = OPT.alpha * runtime + (1 - OPT.alpha) * tonumber(old) end
     redis.call('HSET', kk(t.key), 'est', fmt(est))
   end
 end
 
 P.weight_change = P.head_change
+function P.purge() redis.call('UNLINK', K_DRR) end

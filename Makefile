@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup demo test lint typecheck imports unit reliability reliability-long soak bench notebooks clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/shortest_first/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# The example third-party policy, installed as a user would (its entry point registers it).
+	$(BIN)/python -m pip install -q -e examples/shortest_first
 	touch $@
 
 setup: $(STAMP)

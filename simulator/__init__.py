@@ -12,10 +12,40 @@ starvation per key.
 True
 """
 
+from ._analysis import (
+    CLASSES,
+    HEAVY_ABOVE,
+    LIGHT_BELOW,
+    ClassStats,
+    by_class,
+    confidence,
+    intervals,
+    intervals_frame,
+    key_classes,
+    replicate,
+    run_many,
+    seeded,
+    seeds,
+    t_quantile,
+)
 from ._api import PolicyLike, TraceLike, compare, simulate
-from ._engine import FINISH, SimJob, Simulation, as_policy
-from ._metrics import FairnessPoint, KeyStats, Record, RunResult, jain
-from ._plot import plot_fairness, plot_wait_cdfs, save_comparison_plot
+from ._engine import FINISH, FREE, START, WINDOW_FACTOR, ClosedLoop, SimJob, Simulation, as_policy
+from ._metrics import FairnessPoint, KeyStats, Record, RunResult, Shares, jain
+from ._plot import (
+    plot_fairness,
+    plot_wait_cdfs,
+    save_comparison_plot,
+    time_axis,
+    time_unit,
+)
+from ._recording import (
+    RECORDING_COLUMNS,
+    Calibration,
+    RecordedTask,
+    calibrate,
+    load_recording,
+    write_recording,
+)
 from ._trace import (
     COLUMNS,
     MAX_KEY_BYTES,
@@ -29,17 +59,29 @@ from ._trace import (
 from ._workloads import SERVICE_KINDS, diurnal, flood, merge, poisson, service_sampler, sybil
 
 __all__ = [
+    "CLASSES",
     "COLUMNS",
     "FINISH",
+    "FREE",
+    "HEAVY_ABOVE",
+    "LIGHT_BELOW",
     "MAX_KEY_BYTES",
     "MAX_LINE_BYTES",
+    "RECORDING_COLUMNS",
     "SERVICE_KINDS",
+    "START",
+    "WINDOW_FACTOR",
+    "Calibration",
+    "ClassStats",
+    "ClosedLoop",
     "FairnessPoint",
     "KeyStats",
     "PolicyLike",
     "Record",
+    "RecordedTask",
     "Row",
     "RunResult",
+    "Shares",
     "SimJob",
     "Simulation",
     "Trace",
@@ -47,17 +89,32 @@ __all__ = [
     "TraceFile",
     "TraceLike",
     "as_policy",
+    "by_class",
+    "calibrate",
     "compare",
+    "confidence",
     "diurnal",
     "flood",
+    "intervals",
+    "intervals_frame",
     "jain",
+    "key_classes",
+    "load_recording",
     "merge",
     "plot_fairness",
     "plot_wait_cdfs",
     "poisson",
+    "replicate",
+    "run_many",
     "save_comparison_plot",
+    "seeded",
+    "seeds",
     "service_sampler",
     "simulate",
     "sybil",
+    "t_quantile",
+    "time_axis",
+    "time_unit",
+    "write_recording",
     "write_trace",
 ]

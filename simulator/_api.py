@@ -43,7 +43,13 @@ def simulate(
     *,
     workers: int = 1,
     window: float | None = None,
-    starvation_after: float = 60.0,
+    dispatch: str = "late",
+    overhead: float = 0.0,
+    latency: float = 0.0,
+    loop: str = "open",
+    starvation_after: float | None = None,
+    starvation_factor: float = 10.0,
+    slowdown_tau: float = 0.01,
     timeline_step: float | None = None,
     record: bool = False,
     progress: Progress | None = None,
@@ -51,9 +57,22 @@ def simulate(
 ) -> RunResult:
     """Replay `trace` through `policy` on `workers` workers and return what was measured.
 
-    `window` is the number of tasks in flight at once (default: `workers`, as fairsched
-    runs; `math.inf` forwards every task to the broker at once). A path is streamed, so a
-    10-million-row file runs in flat memory.
+    The model (docs/simulator.md, "Model"): `window` is the number of tasks in flight at once;
+    by default `workers` for `dispatch="late"` (the runtime's default with a Redis broker: the
+    policy chooses when a worker process is free) and `WINDOW_FACTOR` (2) x `workers` for
+    `dispatch="window"` (windowed dispatch); `math.inf` forwards every task to the broker at
+    once. `overhead` is the seconds a worker spends per task beyond its service time (hand-off,
+    ack, result, slot release); `latency` the seconds from dispatch to start of a task sent to
+    an idle worker. `loop="closed"` replays a key's task that in the trace followed its
+    previous task's end as following that task's simulated end (same think time); it holds
+    the trace in memory.
+
+    Metrics (docs/simulator.md, "Metrics"): a backlogged key unserved for longer than
+    `starvation_factor` x its fair gap counts a starvation episode, or longer than
+    `starvation_after` seconds when that is given (the former fixed rule). `slowdown_tau` is
+    the floor of the bounded slowdown's denominator, 10 ms by default: Celery tasks are short,
+    and the batch-scheduling convention of 10 s would make every task's bounded slowdown 1.
+    A path is streamed (with `loop="open"`), so a 10-million-row file runs in flat memory.
 
     >>> from simulator import Trace, poisson, simulate
     >>> trace = Trace.from_rows(poisson(1000, rate=0.5, keys=3, seed=1))
@@ -70,12 +89,23 @@ def simulate(
         as_policy(policy),
         workers=workers,
         window=math.nan if window is None else float(window),
+        dispatch=dispatch,
+        overhead=overhead,
+        latency=latency,
+        loop=loop,
         starvation_after=starvation_after,
+        starvation_factor=starvation_factor,
+        slowdown_tau=slowdown_tau,
         timeline_step=timeline_step if timeline_step is not None else _default_step(source),
         record=record,
         progress=progress,
         name=name,
     )
+    if sim.loop == "closed" and isinstance(source, TraceFile):
+        # The closed loop looks ahead within each key: it holds the trace in memory.
+        source = Trace.from_rows(source, str(source.path))
+        if timeline_step is None:
+            sim.timeline_step = _default_step(source)
     has_deadlines = getattr(source, "has_deadlines", None)
     if has_deadlines is None:
         # Plain rows: keep them in memory to learn whether any carries a deadline.
@@ -90,13 +120,19 @@ def compare(
     *,
     workers: int = 1,
     window: float | None = None,
+    dispatch: str = "late",
+    overhead: float = 0.0,
+    latency: float = 0.0,
+    loop: str = "open",
     **options: Any,
 ) -> pd.DataFrame:
     """Run each policy on the same trace; one row per policy (index: its name).
 
     `policies` maps a label to a policy (object, name, spec mapping or None for FIFO); a
-    plain list of names labels each by its name. Columns are the scalar fields of
-    `RunResult`; the results themselves are in `frame.attrs["results"]`. Needs pandas.
+    plain list of names labels each by its name. The model (`workers`, `window`, `dispatch`,
+    `overhead`, `latency`, `loop`) and any other option of `simulate` apply to every run.
+    Columns are the scalar fields of `RunResult`; the results themselves are in
+    `frame.attrs["results"]`. Needs pandas.
     """
     import pandas as pd
 
@@ -107,7 +143,16 @@ def compare(
     results: dict[str, RunResult] = {}
     for label, policy in named.items():
         results[label] = simulate(
-            source, policy, workers=workers, window=window, name=label, **options
+            source,
+            policy,
+            workers=workers,
+            window=window,
+            dispatch=dispatch,
+            overhead=overhead,
+            latency=latency,
+            loop=loop,
+            name=label,
+            **options,
         )
     frame = pd.DataFrame([r.summary() for r in results.values()], index=list(results))
     frame.index.name = "label"

@@ -9,12 +9,15 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 import simulator
+from fairsched._cli_tables import time_unit
 from fairsched.cli import main
+from policies import parse_spec
 from tests.servers import real_trace, unavailable
 from tests.unit.test_trace_bounds import HEADER, MALFORMED, write_case
 
@@ -222,3 +225,352 @@ def test_workers_beyond_the_cap_are_a_usage_error() -> None:
     code, out, err = run(str(DATA / "simulator_sample.csv"), "--workers", "1000000000")
     assert code == 2, out
     assert "Invalid value for '--workers'" in err
+
+
+# ---- per-key output, units, model options, parallel runs, replicates and seeds -------------
+
+SAMPLE = str(DATA / "simulator_sample.csv")
+#: Seconds per unit of the table's time columns.
+UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_tables(text: str) -> list[tuple[str, list[dict[str, str]]]]:
+    """Every table in `text`: (the line above it, rows as {header: cell}).
+
+    Columns are found from the dashes under the header, so headers may hold spaces.
+    """
+    lines = text.splitlines()
+    tables = []
+    for i, line in enumerate(lines):
+        if not line or set(line) - {"-", " "}:
+            continue
+        spans, at = [], 0
+        for dashes in line.split("  "):
+            spans.append((at, at + len(dashes)))
+            at += len(dashes) + 2
+        header = [lines[i - 1][a:b].strip() for a, b in spans]
+        rows = []
+        for row in lines[i + 1 :]:
+            if not row.strip():
+                break
+            rows.append(dict(zip(header, (row[a:b].strip() for a, b in spans), strict=True)))
+        tables.append((lines[i - 2] if i >= 2 else "", rows))
+    return tables
+
+
+def seconds(table_row: dict[str, str], title: str) -> float:
+    """The value of time column `title` in seconds, whatever unit its header names."""
+    (header,) = [h for h in table_row if h.startswith(f"{title} (")]
+    unit = header[len(title) + 2 : -1]
+    return float(table_row[header]) * UNIT_SECONDS[unit]
+
+
+def api_run(trace: Any, spec: str, **options: Any) -> simulator.RunResult:
+    config = None if spec == "fifo" else parse_spec(spec)
+    return simulator.simulate(trace, config, name=spec, **options)
+
+
+def test_per_key_table_has_a_block_per_policy_with_units_in_the_headers() -> None:
+    code, out, _ = run(SAMPLE, "--workers", "2", "--policy", "lru", "--policy", "drr", "--per-key")
+    assert code == 0, out
+    tables = parse_tables(out)
+    assert [title for title, _ in tables[1:]] == ["lru: per key", "drr: per key"]
+    for (title, rows), spec in zip(tables[1:], ["lru", "drr"], strict=True):
+        result = api_run(Path(SAMPLE), spec, workers=2)
+        assert [r["key"] for r in rows] == [k.key for k in result.per_key]
+        for row, stats in zip(rows, result.per_key, strict=True):
+            assert int(row["tasks"]) == stats.count
+            for title, field in [
+                ("wait mean", "wait_mean"),
+                ("p99", "wait_p99"),
+                ("max", "wait_max"),
+            ]:
+                assert seconds(row, title) == pytest.approx(getattr(stats, field), abs=0.06)
+            assert seconds(row, "p99") <= seconds(row, "max")
+    # Waits of seconds at most: milliseconds.
+    header = out.splitlines()[0]
+    assert "wait mean (ms)" in header and "p95 (ms)" in header
+
+
+def test_per_key_csv_matches_the_python_api() -> None:
+    args = [SAMPLE, "--workers", "2", "--policy", "drr:quantum=2", "--policy", "fifo"]
+    code, out, _ = run(*args, "--per-key", "--format", "csv")
+    assert code == 0, out
+    rows = list(csv.DictReader(io.StringIO(out)))
+    for spec in ("drr:quantum=2", "fifo"):
+        result = api_run(Path(SAMPLE), spec, workers=2)
+        classes = simulator.key_classes(result)
+        mine = [r for r in rows if r["label"] == spec]
+        assert [r["key"] for r in mine] == [k.key for k in result.per_key]
+        for row, stats in zip(mine, result.per_key, strict=True):
+            assert row["class"] == classes[stats.key]
+            for field in ("count", "expired", "wait_mean", "wait_p50", "wait_p95", "wait_p99"):
+                assert float(row[field]) == getattr(stats, field), field
+            for field in ("wait_max", "slowdown_mean", "share", "first_service", "service"):
+                assert float(row[field]) == getattr(stats, field), field
+            assert float(row["wait_p99"]) <= float(row["wait_max"])
+
+
+def test_per_key_json_nests_the_keys_under_each_policy() -> None:
+    code, out, _ = run(SAMPLE, "--policy", "lru", "--per-key", "--format", "json")
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    result = api_run(Path(SAMPLE), "lru")
+    assert entry["wait_mean"] == result.wait_mean
+    assert [k["key"] for k in entry["per_key"]] == [k.key for k in result.per_key]
+    for row, stats in zip(entry["per_key"], result.per_key, strict=True):
+        assert row["wait_p95"] == stats.wait_p95
+        assert row["first_service"] == stats.first_service
+        assert row["share"] == stats.share
+        assert "wait_histogram" not in row
+
+
+@pytest.mark.parametrize(
+    ("values", "unit"),
+    [
+        ([0.0004, 0.2, 9.99], "ms"),
+        ([0.5, 10.0], "s"),
+        ([9_999.0], "s"),
+        ([10_000.0, 3.0], "h"),
+        ([240 * 3600.0], "d"),
+        ([float("nan"), float("inf")], "ms"),
+        ([], "ms"),
+    ],
+)
+def test_a_time_column_takes_the_unit_of_its_largest_value(values: list[float], unit: str) -> None:
+    assert time_unit(values)[0] == unit
+
+
+def test_hour_long_waits_are_printed_in_hours(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("key,arrival,service\n" + "k,0,100\n" * 400, encoding="utf-8")
+    code, out, _ = run(str(path), "--policy", "fifo", "--per-key")
+    assert code == 0, out
+    (_, summary), (_, keys) = parse_tables(out)
+    assert "max (h)" in summary[0] and "p50 (h)" in summary[0]
+    assert seconds(summary[0], "max") == pytest.approx(39_900, abs=36)
+    assert seconds(keys[0], "wait mean") == pytest.approx(19_950, abs=36)
+
+
+def test_p99_never_exceeds_max_in_the_printed_tables() -> None:
+    code, out, _ = run(str(real_trace(AZURE)), "--workers", "4", "--per-key", "--jobs", "1")
+    assert code == 0, out
+    tables = parse_tables(out)
+    assert len(tables) == 6
+    for _, rows in tables:
+        for row in rows:
+            assert seconds(row, "p50") <= seconds(row, "p95") <= seconds(row, "p99")
+            assert seconds(row, "p99") <= seconds(row, "max")
+
+
+def test_parallel_runs_print_exactly_what_serial_runs_print() -> None:
+    args = [str(real_trace(AZURE)), "--workers", "4", "--per-key", "--format", "csv"]
+    code, serial, _ = run(*args, "--jobs", "1")
+    assert code == 0, serial
+    code, parallel, _ = run(*args, "--jobs", "2")
+    assert code == 0, parallel
+    assert parallel == serial
+
+
+def test_model_options_reach_the_simulator() -> None:
+    model = {
+        "dispatch": "window",
+        "overhead": 0.01,
+        "latency": 0.005,
+        "loop": "closed",
+        "starvation_factor": 5.0,
+    }
+    code, out, _ = run(
+        SAMPLE,
+        "--policy",
+        "drr",
+        "--workers",
+        "2",
+        "--dispatch",
+        "window",
+        "--overhead",
+        "0.01",
+        "--latency",
+        "0.005",
+        "--loop",
+        "closed",
+        "--starvation-factor",
+        "5",
+        "--format",
+        "json",
+    )
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    assert {k: entry[k] for k in model} == model
+    assert entry["window"] == 4
+    result = api_run(Path(SAMPLE), "drr", workers=2, **model)
+    assert entry["wait_mean"] == result.wait_mean
+    assert entry["starvation_episodes"] == result.starvation_episodes
+    code, out, _ = run(SAMPLE, "--policy", "drr", "--starvation", "0.5", "--format", "json")
+    assert json.loads(out)[0]["starvation_threshold"] == 0.5
+
+
+def test_help_says_what_the_dispatch_modes_are() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "window = --workers" in text
+    assert "window = 2 x --workers" in text
+
+
+def poisson_file(tmp_path: Path, n: int = 1500) -> Path:
+    path = tmp_path / "poisson.csv"
+    simulator.write_trace(path, simulator.poisson(n, rate=1.6, keys=5, zipf=1.0, seed=7))
+    return path
+
+
+def test_replicates_print_a_mean_and_an_interval_per_policy(tmp_path: Path) -> None:
+    path = poisson_file(tmp_path)
+    args = [str(path), "--workers", "2", "--policy", "fifo", "--policy", "drr"]
+    code, out, _ = run(*args, "--replicates", "8", "--block", "50")
+    assert code == 0, out
+    assert out.startswith("mean [95% confidence interval] over 8 block-bootstrap replicates")
+    ((_, rows),) = parse_tables(out)
+    assert [r["policy"] for r in rows] == ["fifo", "drr"]
+    for row in rows:
+        assert row["runs"] == "8"
+        cell = next(v for h, v in row.items() if h.startswith("wait mean"))
+        mean, low, high = (
+            float(x) for x in cell.replace("[", "").replace("]", "").replace(",", "").split()
+        )
+        assert low <= mean <= high
+    code, out, _ = run(
+        *args, "--replicates", "8", "--block", "50", "--format", "csv", "--jobs", "2"
+    )
+    assert code == 0, out
+    rows = list(csv.DictReader(io.StringIO(out)))
+    runs = simulator.replicate(path, "drr", replicates=8, block=50.0, workers=2, name="drr")
+    expected = simulator.confidence([r.wait_mean for r in runs])
+    (drr,) = [r for r in rows if r["label"] == "drr"]
+    assert (drr["method"], float(drr["level"])) == ("percentile", 0.95)
+    got = tuple(float(drr[f"wait_mean{s}"]) for s in ("", "_low", "_high"))
+    assert got == expected
+    assert float(drr["contention_share_low"]) <= float(drr["contention_share_high"])
+    code, out, _ = run(*args, "--replicates", "8", "--block", "50", "--format", "json")
+    assert code == 0, out
+    entry = json.loads(out)[1]
+    assert entry["runs"] == 8
+    assert (
+        entry["metrics"]["wait_mean"]["mean"],
+        entry["metrics"]["wait_mean"]["low"],
+    ) == expected[:2]
+
+
+def test_seeds_of_a_generated_workload_give_a_t_interval() -> None:
+    spec = "poisson:n=300,rate=0.8,keys=3"
+    code, out, _ = run(
+        "--workload", spec, "--policy", "lru", "--seeds", "4", "--seed", "3", "--format", "json"
+    )
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    assert (entry["runs"], entry["method"]) == (4, "t")
+    workload = simulator.seeded(simulator.poisson, n=300, rate=0.8, keys=3)
+    runs = simulator.seeds(workload, "lru", 4, seed=3)
+    mean, low, high = simulator.confidence([r.wait_mean for r in runs], method="t")
+    metric = entry["metrics"]["wait_mean"]
+    assert (metric["mean"], metric["low"], metric["high"]) == (mean, low, high)
+    assert low < mean < high
+
+
+def test_a_generated_workload_runs_once_without_seeds() -> None:
+    code, out, _ = run(
+        "--workload",
+        "flood:burst=200,light_keys=3",
+        "--seed",
+        "2",
+        "--policy",
+        "drr",
+        "--per-key",
+        "--format",
+        "json",
+    )
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    result = api_run(simulator.Trace.from_rows(simulator.flood(200, light_keys=3, seed=2)), "drr")
+    assert entry["wait_mean"] == result.wait_mean
+    assert {k["key"] for k in entry["per_key"]} == {"flood", "user0", "user1", "user2"}
+    assert {k["key"]: k["class"] for k in entry["per_key"]}["flood"] == "heavy"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([SAMPLE, "--workload", "poisson:n=10,rate=1"], "not both"),
+        ([], "missing TRACE"),
+        ([SAMPLE, "--seeds", "3"], "--seeds needs --workload"),
+        ([SAMPLE, "--replicates", "3"], "--replicates needs --block"),
+        ([SAMPLE, "--block", "3"], "--block only applies to --replicates"),
+        (
+            [
+                "--workload",
+                "poisson:n=10,rate=1",
+                "--seeds",
+                "3",
+                "--replicates",
+                "3",
+                "--block",
+                "1",
+            ],
+            "one or the other",
+        ),
+        ([SAMPLE, "--replicates", "3", "--block", "1", "--per-key"], "--per-key shows one run"),
+        (
+            ["--workload", "poisson:n=10,rate=1", "--seeds", "3", "--plot", "x.png"],
+            "--plot draws one run",
+        ),
+        (["--workload", "uniform"], "unknown workload 'uniform'"),
+        (["--workload", "poisson:n=10,rate=1,speed=3"], "poisson takes no option 'speed'"),
+        (["--workload", "poisson:n=10"], "poisson needs rate="),
+        (["--workload", "diurnal"], "diurnal needs duration=, base_rate=, peak_rate="),
+        (["--workload", "poisson:n=1.5,rate=1"], "n must be a whole number"),
+        (["--workload", "poisson:n=10,rate=fast"], "rate must be a number"),
+        (["--workload", "poisson:n=10,rate=inf"], "rate must be a finite number"),
+        (["--workload", "poisson:n=10,rate=nan"], "rate must be a finite number"),
+        (["--workload", "poisson:n=10,rate=-1"], "rate must be > 0"),
+        (["--workload", "poisson:n=10,rate=1,service=weird"], "unknown service kind 'weird'"),
+        (["--workload", "poisson:n=10,rate=1,seed=4"], "set the seed with --seed"),
+        (["--workload", "poisson:n=10,rate=1,keys"], "expected k=v"),
+        (["--workload", "poisson:n=0,rate=1"], "generates no task"),
+        (["--workload", "poisson:n=10,rate=1,keys=0"], "keys must be >= 1"),
+        (["--workload", "sybil:n=10,rate=1,honest_keys=0"], "honest_keys must be >= 1"),
+        (
+            ["--workload", "diurnal:duration=100,base_rate=1,peak_rate=2,period=0"],
+            "diurnal cannot run with these options: ZeroDivisionError",
+        ),
+        (["--workload", "poisson:n=10,rate=1e308,mean_service=1e308"], "expected a finite number"),
+        ([SAMPLE, "--replicates", "3", "--block", "1000"], "is not shorter than the trace"),
+        ([SAMPLE, "--replicates", "3", "--block", "0"], "--block"),
+        ([SAMPLE, "--replicates", "3", "--block", "nan"], "--block"),
+        ([SAMPLE, "--replicates", "3", "--block", "inf"], "--block"),
+        ([SAMPLE, "--replicates", "1", "--block", "1"], "--replicates"),
+        (["--workload", "poisson:n=10,rate=1", "--seeds", "1"], "--seeds"),
+        ([SAMPLE, "--jobs", "0"], "--jobs"),
+        ([SAMPLE, "--overhead", "-1"], "--overhead"),
+        ([SAMPLE, "--overhead", "nan"], "--overhead"),
+        ([SAMPLE, "--latency", "inf"], "--latency"),
+        ([SAMPLE, "--dispatch", "eager"], "--dispatch"),
+        ([SAMPLE, "--loop", "half"], "--loop"),
+        ([SAMPLE, "--starvation-factor", "0"], "--starvation-factor"),
+        ([SAMPLE, "--starvation-factor", "nan"], "--starvation-factor"),
+        ([SAMPLE, "--seed", "x"], "--seed"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], words: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2, out + err
+    assert words in err
+    assert "Traceback" not in out + err
+
+
+def test_a_bad_trace_fails_alike_serial_parallel_and_resampled(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("key,arrival,service\na,0,1\nb,zero,1\n", encoding="utf-8")
+    expected = f"Error: bad trace: {bad}, line 3, field 'arrival'"
+    for extra in (["--jobs", "1"], ["--jobs", "2"], ["--replicates", "3", "--block", "1"]):
+        code, out, err = run(str(bad), *extra)
+        assert_one_clean_error(code, out, err, expected)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -21,27 +19,23 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if servers.in_ci() else "dev"))
 
 
+# The Redis fixtures are the `fairsched` pytest plugin's (fairsched/testing/plugin.py), under
+# the names these tests use.
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_url(fairsched_redis_url: str) -> str:
     """URL of a real Redis server for this test session."""
-    with servers.redis_url() as url:
-        yield url
+    return fairsched_redis_url
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[object]:
+def redis_client(fairsched_redis: object) -> object:
     """A redis-py client on the session's server."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
+    return fairsched_redis
 
 
 @pytest.fixture
-def redis_prefix(redis_client: object) -> Iterator[str]:
-    """A key prefix unique to this test; every key under it is deleted afterwards."""
-    prefix = f"fairsched-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    for key in redis_client.scan_iter(match=f"*{prefix}*", count=1000):  # type: ignore[attr-defined]
-        redis_client.delete(key)  # type: ignore[attr-defined]
+def redis_prefix(fairsched_redis_prefix: str) -> str:
+    """A key prefix unique to this test; every key containing it is deleted afterwards."""
+    return fairsched_redis_prefix

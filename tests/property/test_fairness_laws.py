@@ -1,4 +1,8 @@
-"""Fairness laws of the built-in policies, each with its bound stated where it is tested."""
+"""Fairness laws of the built-in policies, each with its bound stated where it is tested.
+
+Generators and the general laws (bounded wait, weighted share, cost fairness, determinism) come
+from `fairsched.testing`; the bounds specific to one workload shape are computed here.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,28 @@ from typing import Any
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from fairsched.testing import (
+    Op,
+    bounded_wait,
+    check,
+    check_policy,
+    cost_fairness,
+    determinism,
+    run,
+    weighted_share,
+)
+from fairsched.testing.strategies import (
+    KEYS,
+    costs,
+    key_sets,
+    operations,
+    policy_configs,
+    quanta,
+    weights,
+)
 from policies import FairQueue, Job, from_config
-from tests.property.strategies import KEYS, costs, policy_configs, quanta, weights
 
-key_sets = st.lists(st.sampled_from(KEYS), min_size=1, max_size=len(KEYS), unique=True)
+weight_maps = st.dictionaries(st.sampled_from(KEYS), weights, max_size=len(KEYS))
 
 
 def _fill(queue: FairQueue, order: list[str], per_key: int, cost: Any = None) -> None:
@@ -30,26 +52,16 @@ def _drain(queue: FairQueue, now: float = 0.0) -> list[Job]:
     return out
 
 
-@given(
-    config=policy_configs(),
-    first=st.lists(st.tuples(st.sampled_from(KEYS), st.booleans()), max_size=30),
-    second=st.lists(st.sampled_from(KEYS), max_size=30),
-)
-def test_every_policy_is_deterministic(config, first, second):
-    """The same inputs give the same dispatch sequence (no dict order, no chance)."""
+@given(config=policy_configs(), ops=operations())
+def test_every_policy_is_deterministic(config, ops):
+    """The same inputs give the same decisions at every step (no dict order, no chance)."""
+    check(run(config, ops), [determinism])
 
-    def run() -> list[str]:
-        queue = FairQueue(from_config(config))
-        seq = []
-        for i, (key, dispatch) in enumerate(first):
-            queue.enqueue(Job(f"x{i}", key, 0.0, cost=1.0 + i % 3), float(i))
-            if dispatch and (job := queue.dispatch(float(i)).job):
-                seq.append(job.id)
-        for i, key in enumerate(second):
-            queue.enqueue(Job(f"y{i}", key, 0.0), 100.0)
-        return seq + [j.id for j in _drain(queue, 100.0)]
 
-    assert run() == run()
+def test_lru_serves_every_backlogged_key_within_as_many_dispatches_as_there_are_keys():
+    """Bound: with at most K keys, a backlogged key is served within K dispatches, whatever
+    the interleaving of enqueues, completions, requeues, revokes, expiry and weights."""
+    check_policy("lru", [bounded_wait(len(KEYS))])
 
 
 @given(
@@ -103,7 +115,7 @@ def test_lru_orders_same_instant_dispatches_by_dispatch_order():
 
 
 @given(
-    keyset=key_sets,
+    keyset=key_sets(),
     weight_list=st.lists(weights, min_size=len(KEYS), max_size=len(KEYS)),
     wrapped=st.booleans(),
 )
@@ -128,7 +140,7 @@ def test_weighted_lru_share_stays_within_its_bound(keyset, weight_list, wrapped)
 
 
 @given(
-    keyset=key_sets,
+    keyset=key_sets(),
     weight_list=st.lists(weights, min_size=len(KEYS), max_size=len(KEYS)),
     history=st.lists(st.lists(st.sampled_from(KEYS), max_size=6), max_size=4),
 )
@@ -178,7 +190,7 @@ def test_weighted_lru_fresh_bound_fails_with_history_as_reported():
     assert 0 < 3 * 0.25 - 2 * 0.25 and 0 >= 3 * 0.25 - 2 * 0.25 - 1
 
 
-@given(keyset=key_sets, weight_list=st.lists(weights, min_size=len(KEYS), max_size=len(KEYS)))
+@given(keyset=key_sets(), weight_list=st.lists(weights, min_size=len(KEYS), max_size=len(KEYS)))
 def test_weighted_lru_serves_each_key_within_its_proportional_bound(keyset, weight_list):
     """Bound: with a fixed set of backlogged keys, key k waits at most
     sum over j != k of (w_j / w_k + 1) dispatches between two of its own."""
@@ -195,8 +207,47 @@ def test_weighted_lru_serves_each_key_within_its_proportional_bound(keyset, weig
             assert n - last[other] <= bound + 1e-9
 
 
+def test_weighted_lru_keeps_any_two_backlogged_keys_within_one_tag_step_each():
+    """Bound, over any stretch of dispatches in which keys i and j both stay backlogged (any
+    history before, any interleaving of calls, weights fixed): s_i and s_j dispatches satisfy
+        |s_i / w_i - s_j / w_j|  <=  1 / w_i + 1 / w_j.
+
+    Proof: while both are backlogged the one served has the smaller start tag, which then
+    grows by 1/w, so T_i - T_j stays in [-1/w_j, 1/w_i]; and s_i/w_i - s_j/w_j over the
+    stretch is the change of T_i - T_j. A weight change breaks it (tags already given keep the
+    old step), hence weights are fixed here.
+    """
+    configs = st.builds(lambda w: {"policy": "weighted_lru", "weights": w}, weight_maps)
+    law = weighted_share(lambda wi, wj: 1 / wi + 1 / wj)
+    check_policy(configs, [law], ops=operations(weights=None))
+
+
 @given(
-    keyset=key_sets,
+    quantum=quanta,
+    weight_map=weight_maps,
+    ops=operations(weights=None, costs=costs),
+)
+def test_drr_keeps_any_two_backlogged_keys_within_two_quanta_in_service(
+    quantum: float, weight_map: dict[str, float], ops: list[Op]
+) -> None:
+    """Bound, over any stretch of dispatches in which keys i and j both stay backlogged (any
+    history before, any interleaving of calls), a fixed quantum Q, declared costs at most C,
+    weights fixed: the costs S_i and S_j dispatched satisfy
+        |S_i / w_i - S_j / w_j|  <=  2Q + C / w_i + C / w_j.
+
+    Proof: after its visit in round r a key has been served r*Q*w - d since any fixed point,
+    its deficit d in [0, C) (it stops at a head it cannot pay), and within round r it has had
+    between that of round r - 1 and r*Q*w; so S_i/w_i lies in [(r-1)Q - C/w_i, rQ] up to a
+    constant, and the difference of two keys moves within a band of 2Q + C/w_i + C/w_j.
+    """
+    most = max((op.cost for op in ops if op.cost is not None), default=0.0)
+    config = {"policy": "drr", "quantum": quantum, "weights": weight_map}
+    law = cost_fairness(lambda wi, wj: 2 * quantum + most / wi + most / wj)
+    check(run(config, ops), [law])
+
+
+@given(
+    keyset=key_sets(),
     weight_list=st.lists(weights, min_size=len(KEYS), max_size=len(KEYS)),
     quantum=quanta,
     cost_table=st.lists(costs, min_size=8, max_size=8),
@@ -227,7 +278,7 @@ def test_drr_weighted_service_of_backlogged_keys_stays_within_one_quantum_and_on
 
 
 @given(
-    keyset=st.lists(st.sampled_from(KEYS), min_size=2, max_size=len(KEYS), unique=True),
+    keyset=key_sets(min_size=2),
     weight_list=st.lists(weights, min_size=len(KEYS), max_size=len(KEYS)),
     quantum=quanta,
     cost_table=st.lists(costs, min_size=8, max_size=8),

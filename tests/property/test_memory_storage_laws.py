@@ -2,20 +2,23 @@
 
 Each task is always exactly one of: queued, leased, done, expired or revoked. A domain never
 has more leased tasks than its window. A reclaimed task goes back to the head of its key and
-is dispatched again (at-least-once); a finished task is never dispatched again.
+is dispatched again (at-least-once); a finished task is never dispatched again. And through
+the storage verbs, every policy keeps `fairsched.testing`'s universal laws, as in a bare
+`FairQueue`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from fairsched import Job, MemoryStorage, Task
 from fairsched.storage import Dispatch
-from tests.property.strategies import costs, keys, policy_configs
+from fairsched.testing import UNIVERSAL_LAWS, Op, check, run
+from fairsched.testing.strategies import costs, keys, operations, policy_configs
 
 DOMAINS = ["celery", "bulk"]
 LEASE = 5.0
@@ -151,3 +154,10 @@ TestMemoryStorageLaws = MemoryStorageMachine.TestCase
 TestMemoryStorageLaws.settings = settings(
     max_examples=max(settings().max_examples, 200), stateful_step_count=60
 )
+
+
+@given(config=policy_configs(), ops=operations())
+def test_memory_storage_keeps_the_universal_laws(config: dict[str, Any], ops: list[Op]) -> None:
+    """Conservation (with the in-flight count), FIFO, work conservation, expiry and
+    determinism, through enqueue, dispatch, complete, requeue, revoke, expire, set_weight."""
+    check(run(lambda: MemoryStorage(config, clock=lambda: 0.0), ops), UNIVERSAL_LAWS)

@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy policies simulator fairsched
+	$(BIN)/mypy policies simulator fairsched examples/shortest_first/fairsched_shortest_first
 
 imports: $(STAMP)
 	$(BIN)/lint-imports

@@ -150,3 +150,18 @@ def test_a_twin_that_cannot_be_read_is_refused_at_construction(redis_client: Any
 def test_a_malformed_twin_is_a_policy_error(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(PolicyError, match=match):
         LuaTwin(**kwargs)
+
+
+def test_check_twin_passes_a_faithful_twin_and_catches_a_broken_one(redis_client: Any) -> None:
+    from hypothesis import Phase, settings
+
+    from fairsched.testing import check_twin
+
+    fast = settings(phases=[Phase.generate])  # no shrinking: the failure is enough here
+    check_twin(Alphabetical(), redis=redis_client, max_examples=30, hypothesis_settings=fast)
+    # A twin that looks right and serves the key that sorts *last*.
+    backwards = ALPHABETICAL_LUA.replace("ZRANGE', K_ALPHA, 0, 0", "ZRANGE', K_ALPHA, -1, -1")
+    with pytest.raises(AssertionError, match="dispatch"):
+        check_twin(
+            Alphabetical(backwards), redis=redis_client, max_examples=60, hypothesis_settings=fast
+        )

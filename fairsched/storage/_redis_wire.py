@@ -111,7 +111,7 @@ def key_base(prefix: str, domain: str) -> str:
     return f"{prefix}{{{_hash_tag(domain)}}}:"
 
 
-#: The fields of a trace stream entry, in the order record() in _core.lua writes them.
+#: The values packed in a trace stream entry, in the order record() in _core.lua packs them.
 RECORD_FIELDS = (
     "id",
     "key",
@@ -133,20 +133,20 @@ def _maybe(value: bytes | None) -> float | None:
 
 
 def task_record(domain: str, entry: dict[bytes, bytes]) -> TaskRecord:
-    """A recorded outcome from the fields of one trace stream entry."""
-    get = entry.get
+    """A recorded outcome from one trace stream entry (its field `r`, packed)."""
+    raw = dict(zip(RECORD_FIELDS, _unpack(entry[b"r"]), strict=True))
     return TaskRecord(
-        id=unpack_id(entry[b"id"]),
-        key=text(entry[b"key"]),
+        id=unpack_id(raw["id"]),
+        key=text(raw["key"]),
         domain=domain,
-        arrival=float(entry[b"arrival"]),
-        dispatched=_maybe(get(b"dispatched")),
-        started=_maybe(get(b"started")),
-        service=_maybe(get(b"service")),
-        cost=_maybe(get(b"cost")),
-        deadline=_maybe(get(b"deadline")),
-        weight=float(get(b"weight") or 1.0),
-        outcome=text(get(b"outcome") or b"done"),
-        worker=text(get(b"worker") or b""),
-        finished=float(entry[b"finished"]),
+        arrival=float(raw["arrival"]),
+        dispatched=_maybe(raw["dispatched"]),
+        started=_maybe(raw["started"]),
+        service=_maybe(raw["service"]),
+        cost=_maybe(raw["cost"]),
+        deadline=_maybe(raw["deadline"]),
+        weight=float(raw["weight"]),
+        outcome=text(raw["outcome"]),
+        worker=text(raw["worker"]),
+        finished=float(raw["finished"]),
     )

@@ -289,7 +289,10 @@ class RedisStorage:
         except ScriptError as exc:
             # Name the file and line of the error (a policy's twin, most likely), not the
             # line of the assembled script.
-            raise ScriptError(locate(verb, self._code, str(exc))) from exc
+            located = locate(verb, self._code, str(exc))
+            if located == str(exc):
+                raise
+            raise ScriptError(located) from exc.__cause__
         if call is not None:
             self._unsettled.pop(call, None)
         return reply

@@ -59,6 +59,8 @@ def test_celery_report_subprocess_does_not_print_the_storage_password():
         "FAIRSCHED_E2E_BROKER": "memory://",
         "FAIRSCHED_E2E_REDIS": "redis://127.0.0.1:1/0",
         "FAIRSCHED_E2E_STORAGE": f"redis://:{SECRET}@127.0.0.1:1/0",
+        # Not the settings an end-to-end cluster of this session left in the environment.
+        "FAIRSCHED_E2E_SETTINGS": "{}",
     }
     celery = str(Path(sys.executable).with_name("celery"))
     done = subprocess.run(

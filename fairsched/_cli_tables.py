@@ -26,16 +26,21 @@ LEVEL = 0.95
 TIME = "time"
 PERCENT = "percent"
 
-#: The summary table: (RunResult field, header, kind or format spec).
-COLUMNS = (
-    ("completed", "done", "d"),
-    ("expired", "expired", "d"),
+#: The wait and slowdown columns both tables show (fields of the same names in both).
+WAIT_COLUMNS = (
     ("wait_mean", "wait mean", TIME),
     ("wait_p50", "p50", TIME),
     ("wait_p95", "p95", TIME),
     ("wait_p99", "p99", TIME),
     ("wait_max", "max", TIME),
     ("slowdown_mean", "slowdown", ".1f"),
+)
+
+#: The summary table: (RunResult field, header, kind or format spec).
+COLUMNS = (
+    ("completed", "done", "d"),
+    ("expired", "expired", "d"),
+    *WAIT_COLUMNS,
     ("first_service_mean", "1st svc", TIME),
     ("jain_share", "jain(share)", ".3f"),
     ("contention_share", "contention", ".3f"),
@@ -49,12 +54,7 @@ KEY_COLUMNS = (
     ("class", "class", "s"),
     ("count", "tasks", "d"),
     ("expired", "expired", "d"),
-    ("wait_mean", "wait mean", TIME),
-    ("wait_p50", "p50", TIME),
-    ("wait_p95", "p95", TIME),
-    ("wait_p99", "p99", TIME),
-    ("wait_max", "max", TIME),
-    ("slowdown_mean", "slowdown", ".1f"),
+    *WAIT_COLUMNS,
     ("share", "share", PERCENT),
     ("first_service", "1st svc", TIME),
 )

@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator import calibrate, load_recording, simulate  # noqa: E402
+from simulator import load_recording, simulate  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.e2e.fidelity import (  # noqa: E402
     Workload,
@@ -74,7 +74,7 @@ def main() -> None:
                 found[label].append(replay(path, POLICIES[label]))
                 print(f"round {r + 1} {label}: {found[label][-1]['mape_calibrated']:.1%}")
             real = {p: overall_wait(paths[p][-1]) for p in POLICIES}
-            model = calibrate(paths["lru"][-1]).options()
+            model = found["lru"][-1]["calibration"].options()
             predicted = {
                 p: simulate(paths["lru"][-1], spec, **model).wait_mean
                 for p, spec in POLICIES.items()

@@ -105,7 +105,8 @@ def _on_message_dropped(message: Any = None, **_: Any) -> None:
             str(headers.get(HEADER_DOMAIN)),
             None,
             headers.get(HEADER_LEASE),
-            Outcome("failed", None, f"{headers.get('origin') or 'worker'}:{os.getpid()}"),
+            # Refused before it ran: no start, and no worker name in the message to give.
+            Outcome("failed"),
         )
 
 

@@ -101,6 +101,8 @@ class MemoryStorage:
     _registry: MemoryWorkerRegistry = field(factory=MemoryWorkerRegistry, init=False)
     _lock: threading.RLock = field(factory=threading.RLock, init=False)
     _seq: int = field(default=0, init=False)
+    #: Each domain's recording, kept apart from its state so that `purge` leaves it.
+    _traces: dict[str, deque[TaskRecord]] = field(factory=dict, init=False)
 
     def _domain(self, name: str) -> _Domain:
         domain = self._domains.get(name)
@@ -109,7 +111,7 @@ class MemoryStorage:
             queue = FairQueue(self.policy)
             queue.backlog.weights.update(self._weights)
             domain = self._domains[name] = _Domain(queue)
-            domain.trace = deque(maxlen=self.record_size)
+            domain.trace = self._traces.setdefault(name, deque(maxlen=self.record_size))
         return domain
 
     def _now(self, now: float | None) -> float:
@@ -398,10 +400,7 @@ class MemoryStorage:
             dropped = 0
             for name, state in self._selected(domain):
                 dropped += len(state.queue) + len(state.leases)
-                trace = state.trace
                 del self._domains[name]
-                if trace:
-                    self._domain(name).trace.extend(trace)
             return dropped
 
     def records(
@@ -412,9 +411,10 @@ class MemoryStorage:
         low = -math.inf if since is None else since
         high = math.inf if until is None else until
         with self._lock:
+            names = list(self._traces) if domain is None else [domain]
             return [
                 record
-                for _, state in self._selected(domain)
-                for record in state.trace
+                for name in names
+                for record in self._traces.get(name, ())
                 if low <= record.arrival < high
             ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import calibrate, simulate
+from simulator import simulate
 
 from .fidelity import Workload, overall_wait, record_run, replay
 
@@ -27,8 +27,8 @@ def test_a_calibrated_replay_predicts_real_waits_and_ranks_policies(
 ) -> None:
     workload = Workload.make(seed=11)
     runs = {p: record_run(redis_url, p, workload, tmp_path / f"{p}.csv") for p in ("lru", "drr")}
-    for policy, path in runs.items():
-        found = replay(path, policy)
+    replays = {policy: replay(path, policy) for policy, path in runs.items()}
+    for policy, found in replays.items():
         print(
             f"\n{policy}: per-key mean-wait MAPE plain {found['mape_plain']:.1%}, calibrated "
             f"{found['mape_calibrated']:.1%} (bulk {found['mape_bulk']:.1%}, light "
@@ -42,15 +42,16 @@ def test_a_calibrated_replay_predicts_real_waits_and_ranks_policies(
 
     # The ranking: the real runs and the replays of one run's recording under each policy.
     real = {p: overall_wait(path) for p, path in runs.items()}
-    model = calibrate(runs["lru"]).options()
-    predicted = {p: simulate(runs["lru"], p, **model).wait_mean for p in runs}
+    model = replays["lru"]["calibration"].options()
+    replayed = {p: simulate(runs["lru"], p, **model) for p in runs}
+    predicted = {p: replayed[p].wait_mean for p in runs}
     print(f"overall mean wait, real {real}, predicted {predicted}")
     assert min(real, key=real.__getitem__) == min(predicted, key=predicted.__getitem__)
     # And per key where the policies differ most: DRR serves the short-task bulk key sooner
     # (it shares run time, LRU shares dispatches), and the long-task bulk key later.
     for policy_faster, key in (("drr", "bulk0"), ("lru", "bulk2")):
         slower = "lru" if policy_faster == "drr" else "drr"
-        sim = {p: simulate(runs["lru"], p, **model).key(key).wait_mean for p in runs}
-        real_key = {p: replay(runs[p], p)["actual"][key] for p in runs}
+        sim = {p: replayed[p].key(key).wait_mean for p in runs}
+        real_key = {p: replays[p]["actual"][key] for p in runs}
         assert real_key[policy_faster] < real_key[slower]
         assert sim[policy_faster] < sim[slower]

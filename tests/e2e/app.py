@@ -57,8 +57,12 @@ def _ready(sender: Any = None, **_: Any) -> None:
 @lru_task(app, name="e2e.work", bind=True, shared=False)
 def work(self: Any, token: str, seconds: float = 0.0) -> str:
     """Record when this task started (and that it ran), then sleep."""
-    _client.hsetnx(f"{PREFIX}e2e:started", token, repr(time.time()))
-    mark("runs", token)
+    # One transaction: a reader that sees the start also sees the run (a kill between two
+    # separate commands would leave a start without a run, counted as a lost task).
+    pipe = _client.pipeline(transaction=True)
+    pipe.hsetnx(f"{PREFIX}e2e:started", token, repr(time.time()))
+    pipe.rpush(f"{PREFIX}e2e:runs", token)
+    pipe.execute()
     if seconds:
         time.sleep(seconds)
     return token

@@ -34,7 +34,11 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint typecheck imports  ## everything CI runs: lint, types, layering, all tests, coverage
-	$(BIN)/pytest --cov --cov-report=term --timeout=900 $(PYTEST_ARGS)
+	# coverage starts before pytest: pytest loads our plugin (fairsched.testing.plugin, which
+	# imports fairsched and policies) before a pytest plugin such as pytest-cov could start measuring.
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest --timeout=900 $(PYTEST_ARGS)
+	$(BIN)/coverage report
 	$(BIN)/coverage report --include='policies/*' --fail-under=95
 
 unit: $(STAMP)  ## the fast part: no network

@@ -109,6 +109,21 @@ class FairQoS(kombu_redis.QoS):
             if message is not None and tag not in self._dirty:
                 self.channel.fair_requeue(message)
                 self._delivered.pop(tag, None)
+        if not self._delivered:
+            # Nothing of kombu's own to restore. Its restore would still look for a Redis
+            # client, and after Celery collected a connection lost with its broker there is
+            # none (the transport is detached): the AttributeError stopped the worker.
+            return None
+        if client is None and self.channel.connection.client is None:
+            # Plain messages are in kombu's unacked index, which the visibility timeout
+            # restores; failing here would stop the worker instead of letting it reconnect.
+            logger.warning(
+                "%d unacknowledged message(s) are left to the broker's visibility timeout: "
+                "the connection to the broker was lost",
+                len(self._delivered),
+            )
+            self._delivered.clear()
+            return None
         return super().restore_unacked(client)
 
 

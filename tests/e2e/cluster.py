@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import fairsched
+
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -89,7 +91,8 @@ class Cluster:
                 "-n",
                 hostname,
                 "-l",
-                "WARNING",
+                # INFO shows each task and Celery's reconnects, for chasing a failure.
+                os.environ.get("FAIRSCHED_E2E_LOGLEVEL", "WARNING"),
                 "--without-mingle",
                 "--without-gossip",
                 "--without-heartbeat",
@@ -110,9 +113,34 @@ class Cluster:
                 time.sleep(0.05)
         return proc.pid
 
-    def log(self, name: str) -> str:
-        """What worker `name` printed so far."""
-        return self.logs[name].read_text(errors="replace")[-5000:]
+    def log(self, name: str, tail: int = 5000) -> str:
+        """The last `tail` characters worker `name` printed."""
+        return self.logs[name].read_text(errors="replace")[-tail:]
+
+    def diagnosis(self) -> str:
+        """Each live worker's thread stacks (Celery logs them on SIGUSR1) and log tail."""
+        live = {name: proc for name, proc in self.workers.items() if proc.poll() is None}
+        for proc in live.values():
+            os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(1.0)  # the workers write their stacks to their logs
+        logs = [f"--- worker {name} ---\n{self.log(name, 30000)}" for name in self.workers]
+        return "\n".join([self._backlog(), *logs])
+
+    def _backlog(self) -> str:
+        # What waits where: the broker's queue list (wake tokens, with late binding) and the
+        # storage's backlogs.
+        import redis
+
+        try:
+            storage = fairsched.dispatcher_for(self.app).storage
+            queued = sum(storage.backlog_size(k, self.queue) for k in storage.keys(self.queue))
+            listed: Any = "-"
+            if self.broker.startswith("redis"):
+                with redis.Redis.from_url(self.broker, socket_timeout=2) as broker:
+                    listed = broker.llen(self.queue)
+        except Exception as exc:  # a diagnosis must not hide the failure it explains
+            return f"backlog unknown: {exc!r}"
+        return f"broker queue list: {listed} item(s); storage backlogs: {queued} task(s)"
 
     def kill(self, name: str) -> None:
         """kill -9 worker `name` (its pool children die with their parent's pipes)."""
@@ -178,5 +206,7 @@ class Cluster:
                 return started
             if time.monotonic() > deadline:
                 missing = [t for t in tokens if t not in started]
-                raise TimeoutError(f"{len(missing)} tasks never started, e.g. {missing[:3]}")
+                raise TimeoutError(
+                    f"{len(missing)} tasks never started, e.g. {missing[:3]}\n{self.diagnosis()}"
+                )
             time.sleep(0.05)

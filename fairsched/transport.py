@@ -35,7 +35,8 @@ from kombu.transport import virtual
 from policies import Job
 
 from .dispatch import HEADER_COST, HEADER_DOMAIN, HEADER_KEY, HEADER_LEASE
-from .storage import DEFAULT_LEASE_TIMEOUT, RedisStorage, Task
+from .errors import StorageUnavailable
+from .storage import DEFAULT_LEASE_TIMEOUT, RedisStorage, Task, Unsettled
 from .storage._redis_scripts import WAKE_TOKEN
 
 __all__ = ["TRANSPORT", "Transport", "is_wake_token"]
@@ -54,6 +55,11 @@ _FAIR = "fairsched_domain"
 #: Called with the tasks that expired in a backlog when a worker dispatches; set by the
 #: Celery layer to mark them REVOKED, as for tasks that expire in a broker queue.
 on_expired: Callable[[Sequence[Task]], None] | None = None
+
+
+#: This process's calls of unknown outcome, per broker URL and fairsched prefix, shared by
+#: the storages of all its fair channels.
+_UNSETTLED: dict[tuple[str, str], Unsettled] = {}
 
 
 def is_wake_token(message: Any) -> bool:
@@ -153,6 +159,8 @@ class FairChannel(kombu_redis.Channel):
         if self._fair_storage is None:
             import redis
 
+            client = self.connection.client
+            broker = client.as_uri() if client is not None else ""
             self._fair_storage = RedisStorage(
                 redis.Redis(connection_pool=self.pool),
                 prefix=self.fairsched_prefix,
@@ -160,6 +168,10 @@ class FairChannel(kombu_redis.Channel):
                 wake_prefix=self.global_keyprefix or "",
                 # Its dispatches withdraw expired tasks, which the recording must see.
                 record_size=self.fairsched_record_size,
+                # A dispatch whose reply the lost broker took is repeated by the next one,
+                # on whichever channel Celery made when it reconnected: the repeat delivers
+                # the task that dispatch leased, instead of leaving it to its lease.
+                unsettled=_UNSETTLED.setdefault((broker, self.fairsched_prefix), Unsettled()),
             )
         return self._fair_storage
 
@@ -185,7 +197,16 @@ class FairChannel(kombu_redis.Channel):
 
     def fair_take(self, queue: str) -> dict[str, Any] | None:
         """Lease the next fair task of `queue` now; its raw message, or None."""
-        dispatch = self.fair.dispatch(queue, lease_timeout=self.fairsched_lease_timeout)
+        try:
+            dispatch = self.fair.dispatch(queue, lease_timeout=self.fairsched_lease_timeout)
+        except StorageUnavailable as exc:
+            # The broker's Redis went away between the wake token and the dispatch. Celery
+            # reconnects on its transport's connection errors; any other error stops the
+            # worker. (If the dispatch ran, the next one, on the channel Celery makes when it
+            # reconnects, repeats it and so delivers the task it leased.)
+            import redis
+
+            raise redis.ConnectionError(str(exc)) from exc
         if dispatch.expired and on_expired is not None:
             on_expired(dispatch.expired)
         task = dispatch.task

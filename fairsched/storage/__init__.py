@@ -14,7 +14,7 @@ from ._base import (
     WorkerRegistry,
 )
 from ._memory import MemoryStorage
-from ._redis import RedisStorage
+from ._redis import RedisStorage, Unsettled
 from ._workers import MemoryWorkerRegistry, RedisWorkerRegistry
 
 __all__ = [
@@ -32,5 +32,6 @@ __all__ = [
     "Storage",
     "Task",
     "TaskRecord",
+    "Unsettled",
     "WorkerRegistry",
 ]

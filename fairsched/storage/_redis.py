@@ -123,6 +123,20 @@ def _preamble(chain: tuple[LuaTwin, ...], key_ttl: float | None, record_size: in
 
 
 @define
+class Unsettled:
+    """Calls whose outcome a lost reply left unknown, to be sent again as repeats (a repeat
+    never changes anything twice; docs/redis.md, "Retries"). Storages on the same Redis and
+    prefix may share one, so that a repeat survives building the storage anew: the
+    late-binding transport builds one per kombu channel, and Celery makes new channels when
+    it reconnects to a lost broker."""
+
+    #: Task-verb calls (verb, domain, task id), oldest first.
+    calls: dict[tuple[str, str, str | bytes], None] = field(factory=dict)
+    #: Per domain, the op token of a dispatch.
+    dispatches: dict[str, bytes] = field(factory=dict)
+
+
+@define
 class RedisStorage:
     """Backlogs, policy state and leases in Redis; every verb is one atomic Lua script.
 
@@ -156,12 +170,9 @@ class RedisStorage:
     _preamble: bytes = field(default=b"", init=False, repr=False)
     _code: PolicyCode = field(default=(), init=False, repr=False)
     _ready: set[str] = field(factory=set, init=False, repr=False)
-    #: Task-verb calls whose outcome is unknown (see _run), oldest first.
-    _unsettled: dict[tuple[str, str, str | bytes], None] = field(
-        factory=dict, init=False, repr=False
-    )
-    #: Per domain, the op token of a dispatch whose outcome is unknown.
-    _unsettled_dispatch: dict[str, bytes] = field(factory=dict, init=False, repr=False)
+    #: Calls whose outcome a lost reply left unknown, sent again as repeats. Storages built
+    #: anew on the same Redis and prefix may share one (see `Unsettled`).
+    unsettled: Unsettled = field(factory=Unsettled, repr=False)
     #: Weights set through this storage, written back after Redis lost its data.
     _set_here: dict[str, str] = field(factory=dict, init=False, repr=False)
 
@@ -278,13 +289,13 @@ class RedisStorage:
             reply = self._retry(
                 verb,
                 lambda repeat: script(keys=keys, args=[head, b"1" if repeat else b"0", *args]),
-                repeat=call in self._unsettled,
+                repeat=call in self.unsettled.calls,
             )
         except StorageUnavailable:
             if call is not None:
-                self._unsettled[call] = None
-                while len(self._unsettled) > _MAX_UNSETTLED:
-                    del self._unsettled[next(iter(self._unsettled))]
+                self.unsettled.calls[call] = None
+                while len(self.unsettled.calls) > _MAX_UNSETTLED:
+                    del self.unsettled.calls[next(iter(self.unsettled.calls))]
             raise
         except ScriptError as exc:
             # Name the file and line of the error (a policy's twin, most likely), not the
@@ -294,7 +305,7 @@ class RedisStorage:
                 raise
             raise ScriptError(located) from exc.__cause__
         if call is not None:
-            self._unsettled.pop(call, None)
+            self.unsettled.calls.pop(call, None)
         return reply
 
     def _write(self, verb: str, domain: str, *args: str | bytes) -> Any:
@@ -420,11 +431,11 @@ class RedisStorage:
         # A token per call, so a repeat after a lost reply gets the task the first run leased
         # instead of leasing another. A call that failed hands its token to the next dispatch
         # in the domain, which then publishes what the lost run may have leased.
-        op = self._unsettled_dispatch.pop(domain, None) or os.urandom(9)
+        op = self.unsettled.dispatches.pop(domain, None) or os.urandom(9)
         try:
             reply = self._run("dispatch", domain, f"{num(at)} {limits}", op)
         except StorageUnavailable:
-            self._unsettled_dispatch[domain] = op
+            self.unsettled.dispatches[domain] = op
             raise
         return dispatch_reply(domain, reply)
 

@@ -483,6 +483,19 @@ def test_a_dispatch_that_failed_hands_its_lease_to_the_next_dispatch(storage):
     assert storage.dispatch(now=1.0).task.id == "t1"
 
 
+def test_a_storage_built_anew_repeats_what_one_sharing_its_unsettled_calls_left(storage):
+    # The late-binding transport builds a storage per kombu channel, and Celery makes new
+    # channels when it reconnects: the lease a lost dispatch made must not wait to lapse.
+    for i in range(3):
+        storage.enqueue(task(f"t{i}", "a"), now=0.0)
+    storage._scripts["dispatch"] = Outage(storage._scripts["dispatch"])
+    with pytest.raises(StorageUnavailable):
+        storage.dispatch(now=1.0)
+    anew = RedisStorage(storage.client, prefix=storage.prefix, unsettled=storage.unsettled)
+    assert anew.dispatch(now=1.0).task.id == "t0"
+    assert anew.in_flight() == 1
+
+
 def test_op_entries_end_with_their_leases(storage, redis_client):
     for i in range(4):
         storage.submit(task(f"t{i}", "a"), now=0.0, window=2)

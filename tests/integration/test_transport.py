@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 from kombu import Connection, Exchange, Producer, Queue
 
-from fairsched import RedisStorage
+from fairsched import RedisStorage, StorageUnavailable, Task
 from fairsched.transport import Transport
+from policies import Job
 from tests.reliability.harness import redis_servers
 
 pytestmark = pytest.mark.redis
@@ -103,3 +106,72 @@ def test_a_lost_broker_leaves_the_worker_running_and_a_taken_task_is_not_lost(fa
         else:
             # In kombu's unacked index, which its visibility timeout restores.
             assert client.hexists("unacked", taken.delivery_tag)
+
+
+def test_reclaim_puts_back_a_wake_token_a_lost_worker_took(redis_client, redis_prefix):
+    # A worker that popped the last wake token and then lost its broker (or died) before
+    # dispatching took the token with it; the backlog would wait for the next enqueue.
+    storage = RedisStorage(redis_client, prefix=redis_prefix, wake_prefix=redis_prefix)
+    wake = f"{redis_prefix}q"
+    storage.enqueue(Task(Job("t0", "a", 0.0), b"{}", "q"))
+    assert redis_client.llen(wake) == 1
+    redis_client.delete(wake)  # popped by a worker that never dispatched
+    storage.reclaim("q")
+    assert redis_client.llen(wake) == 1
+    storage.reclaim("q")  # one waiting token is enough: a woken worker leaves one behind
+    assert redis_client.llen(wake) == 1
+    assert storage.dispatch("q").task is not None
+    redis_client.delete(wake)
+    storage.reclaim("q")  # nothing waits: no token
+    assert redis_client.llen(wake) == 0
+
+
+def test_a_dispatch_the_broker_lost_is_a_connection_error_celery_recovers_from():
+    # Celery reconnects after its transport's connection errors and stops the worker after
+    # any other error, such as fairsched's StorageUnavailable.
+    with redis_servers({}) as (server,):
+        conn = Connection(server.url, transport=Transport)
+        queue = Queue("q", Exchange("x"), routing_key="q")
+        queue(conn.default_channel).declare()
+        publish(conn, queue, "t0", "a")
+        server.kill()
+        with pytest.raises(conn.connection_errors) as raised:
+            conn.default_channel.fair_take("q")
+        assert isinstance(raised.value.__cause__, StorageUnavailable)
+        conn.release()
+
+
+def test_a_dispatch_the_broker_lost_is_delivered_by_the_channel_made_on_reconnect(
+    redis_url, redis_prefix
+):
+    options = {"fairsched_prefix": redis_prefix}
+    first = Connection(redis_url, transport=Transport, transport_options=options)
+    queue = Queue(f"{redis_prefix}q", Exchange(f"{redis_prefix}x"), routing_key="q")
+    queue(first.default_channel).declare()
+    for i in range(2):
+        publish(first, queue, f"t{i}", "a")
+    channel = first.default_channel
+    # The dispatch runs and leases t0, and its reply is lost with the broker.
+    channel.fair._scripts["dispatch"] = RunsThenLost(channel.fair._scripts["dispatch"])
+    with pytest.raises(first.connection_errors):
+        channel.fair_take(queue.name)
+    first.release()
+    second = Connection(redis_url, transport=Transport, transport_options=options)
+    try:
+        assert second.default_channel.fair_take(queue.name)["headers"]["id"] == "t0"
+        assert second.default_channel.fair_take(queue.name)["headers"]["id"] == "t1"
+    finally:
+        second.release()
+
+
+class RunsThenLost:
+    """A script whose first call runs and whose every reply is lost."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            self.real(*args, **kwargs)
+        raise redis.ConnectionError("Connection closed by server.")

@@ -303,3 +303,29 @@ def test_late_binding_survives_its_broker_redis_killed_and_restarted(
             assert counts["longest_stall_s"] <= (up_at - down_at) + RESUME_WITHIN + 5
     finally:
         cluster.close()
+
+
+def test_late_binding_with_its_broker_redis_paused_is_only_a_delay(redis_url, storage_server):
+    """The broker's Redis, which holds the backlogs, stalls for 4 s (DEBUG SLEEP) while
+    workers run and dispatch: with kombu's default timeouts a delay only, nothing lost or run
+    twice. (Dispatches cut by a broker lost mid-call are the kill test's and
+    tests/integration/test_transport.py's.)"""
+    cluster = Cluster(storage_server.url, redis_url, {}, storage_url=storage_server.url)
+    try:
+        assert fairsched.dispatcher_for(cluster.app).late
+        cluster.start("w1", pool="prefork", concurrency=2)
+        ledger = Ledger(cluster)
+        flood(ledger, 300, keys=20, seconds=0.01, tag="late-pause")
+        wait_for("60 started", lambda: len(cluster.started()) >= 60, timeout=60)
+        sleeper = threading.Thread(
+            target=lambda: storage_server.client().execute_command("DEBUG", "SLEEP", "4")
+        )
+        began = time.time()
+        sleeper.start()
+        sleeper.join()
+        counts = ledger.settle("late binding: broker Redis DEBUG SLEEP 4 s", began, 60)
+        assert counts["lost"] == 0
+        assert counts["duplicated"] == 0
+        assert counts["longest_stall_s"] <= 4 + RESUME_WITHIN
+    finally:
+        cluster.close()

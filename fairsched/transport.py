@@ -39,12 +39,14 @@ from .errors import StorageUnavailable
 from .storage import DEFAULT_LEASE_TIMEOUT, RedisStorage, Task, Unsettled
 from .storage._redis_scripts import WAKE_TOKEN
 
-__all__ = ["TRANSPORT", "Transport", "is_wake_token"]
+__all__ = ["REDIS_TRANSPORT", "TRANSPORT", "RedisTransport", "Transport", "is_wake_token"]
 
 logger = logging.getLogger("fairsched.transport")
 
 #: The value of Celery's `broker_transport` that selects this transport.
 TRANSPORT = "fairsched.transport:Transport"
+#: The value that selects `RedisTransport` (windowed dispatch on a Redis broker).
+REDIS_TRANSPORT = "fairsched.transport:RedisTransport"
 
 #: A wake token as kombu hands it over (it decodes every item it pops from a queue list).
 _WAKE = json.loads(WAKE_TOKEN)
@@ -116,24 +118,36 @@ class FairQoS(kombu_redis.QoS):
                 self.channel.fair_requeue(message)
                 self._delivered.pop(tag, None)
         if not self._delivered:
-            # Nothing of kombu's own to restore. Its restore would still look for a Redis
-            # client, and after Celery collected a connection lost with its broker there is
-            # none (the transport is detached): the AttributeError stopped the worker.
-            return None
-        if client is None and self.channel.connection.client is None:
-            # Plain messages are in kombu's unacked index, which the visibility timeout
-            # restores; failing here would stop the worker instead of letting it reconnect.
-            logger.warning(
-                "%d unacknowledged message(s) are left to the broker's visibility timeout: "
-                "the connection to the broker was lost",
-                len(self._delivered),
-            )
-            self._delivered.clear()
-            return None
+            return None  # nothing of kombu's own: no client needed
         return super().restore_unacked(client)
 
 
-class FairChannel(kombu_redis.Channel):
+class RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, made to survive the loss of its broker.
+
+    After a lost broker connection Celery (5.7) collects the connection, which detaches its
+    transport, then closes it again; that close restores the channel's unacknowledged
+    messages, and kombu (5.7) builds the client for it from the detached transport's
+    connection info: an AttributeError that stops the worker ("Unrecoverable error"). The
+    channel keeps the connection parameters it was first given, so that restore connects
+    (or fails with a connection error, which Celery handles) as kombu intends.
+    """
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        known: dict[bool, Any] = self.__dict__.setdefault("_fairsched_connparams", {})
+        if asynchronous not in known:
+            known[asynchronous] = super()._connparams(asynchronous=asynchronous)
+        return dict(known[asynchronous])
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with `RedisChannel`: what `fairsched.configure` selects for a
+    Redis broker under windowed dispatch (late binding uses `Transport`, which includes it)."""
+
+    Channel = RedisChannel
+
+
+class FairChannel(RedisChannel):
     """A Redis channel whose `fairsched_key` messages go through the fairsched storage."""
 
     QoS = FairQoS

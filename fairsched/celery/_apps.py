@@ -117,6 +117,16 @@ def _use_fair_transport(app: Celery, config: FairschedConfig, dispatcher: Dispat
     transport.on_expired = dispatcher.retire_expired
 
 
+def _use_redis_transport(app: Celery) -> None:
+    """Windowed dispatch on a Redis broker: kombu's Redis transport with the fix that keeps a
+    worker alive when its broker is lost (`fairsched.transport.RedisChannel`), unless the app
+    names a transport of its own."""
+    if _redis_location(str(app.conf.broker_url or "")) is None:
+        return
+    if app.conf.broker_transport in (None, transport.TRANSPORT, transport.REDIS_TRANSPORT):
+        app.conf.broker_transport = transport.REDIS_TRANSPORT
+
+
 def configure(
     app: Celery | None = None,
     storage: Storage | None = None,
@@ -162,6 +172,8 @@ def configure(
     dispatcher = Dispatcher(app=app, storage=storage, config=config, late=late_on is not None)
     if late_on is not None:
         _use_fair_transport(app, config, dispatcher)
+    else:
+        _use_redis_transport(app)
     with CONFIGURE_LOCK:
         DISPATCHERS[app] = dispatcher
         install(app)

@@ -11,7 +11,7 @@ import redis
 from kombu import Connection, Exchange, Producer, Queue
 
 from fairsched import RedisStorage, StorageUnavailable, Task
-from fairsched.transport import Transport
+from fairsched.transport import RedisTransport, Transport
 from policies import Job
 from tests.reliability.harness import redis_servers
 
@@ -66,8 +66,15 @@ def drain_until_idle(conn: Connection) -> None:
     raise AssertionError("events kept coming from an empty queue")
 
 
-@pytest.mark.parametrize("fair", [True, False], ids=["fair", "plain"])
-def test_a_lost_broker_leaves_the_worker_running_and_a_taken_task_is_not_lost(fair):
+@pytest.mark.parametrize(
+    ("transport", "fair"),
+    [
+        pytest.param(Transport, True, id="late-fair"),
+        pytest.param(Transport, False, id="late-plain"),
+        pytest.param(RedisTransport, False, id="windowed"),
+    ],
+)
+def test_a_lost_broker_leaves_the_worker_running_and_a_taken_task_is_not_lost(transport, fair):
     # What a Celery worker does when its broker Redis dies while it blocks on BRPOP: collect
     # the connection (its channel's close fails deleting the mailbox on the dead server, and
     # the transport is detached), then close it again. That second close restores the
@@ -76,7 +83,7 @@ def test_a_lost_broker_leaves_the_worker_running_and_a_taken_task_is_not_lost(fa
     with redis_servers({"appendonly": True}) as (server,):
         conn = Connection(
             server.url,
-            transport=Transport,
+            transport=transport,
             transport_options={"fairsched_prefix": "fs:", "fairsched_lease_timeout": 1.0},
         )
         channel = conn.default_channel

@@ -144,3 +144,51 @@ def test_the_old_record_file_setting_is_refused_with_the_replacement_named():
 def test_record_size_must_be_a_bounded_int(bad):
     with pytest.raises(ConfigurationError, match="record_size"):
         FairschedConfig.from_mapping({"record_size": bad})
+
+
+@pytest.mark.parametrize(
+    ("broker", "fairsched", "given", "expected"),
+    [
+        # A Redis broker holding the storage: late binding, the fair transport.
+        ("redis://127.0.0.1:1/0", {}, None, "fairsched.transport:Transport"),
+        # A storage Redis of its own: windowed dispatch, kombu's Redis transport with the fix
+        # for a lost broker.
+        (
+            "redis://127.0.0.1:1/0",
+            {"redis_url": "redis://127.0.0.1:2/0"},
+            None,
+            "fairsched.transport:RedisTransport",
+        ),
+        (
+            "redis://127.0.0.1:1/0",
+            {"dispatch": "window"},
+            None,
+            "fairsched.transport:RedisTransport",
+        ),
+        # A transport the app names itself is its own business.
+        ("redis://127.0.0.1:1/0", {"dispatch": "window"}, "my.transport:T", "my.transport:T"),
+        # Not a Redis broker: Celery's choice.
+        ("memory://", {}, None, None),
+    ],
+)
+def test_configure_picks_the_broker_transport(broker, fairsched, given, expected):
+    from celery import Celery
+
+    import fairsched as fs
+
+    app = Celery("t", broker=broker)
+    app.conf.broker_transport = given
+    app.conf.fairsched = fairsched
+    fs.configure(app=app)
+    assert app.conf.broker_transport == expected
+
+
+def test_reconfiguring_for_windowed_dispatch_leaves_the_fair_transport():
+    from celery import Celery
+
+    import fairsched as fs
+
+    app = Celery("t", broker="redis://127.0.0.1:1/0")
+    fs.configure(app=app)
+    fs.configure(app=app, dispatch="window")
+    assert app.conf.broker_transport == "fairsched.transport:RedisTransport"

@@ -21,6 +21,16 @@ from .fidelity import Workload, overall_wait, record_run, replay
 
 pytestmark = pytest.mark.timeout(600)
 
+#: Overall mean waits closer than this (relative) are a tie: one real run's overall mean moves
+#: about this much from run to run (benchmarks/fidelity.py measures the noise).
+TIE = 0.10
+
+
+def gap(waits: dict[str, float]) -> float:
+    """How far apart two policies' waits are, relative to the smaller."""
+    low, high = sorted(waits.values())
+    return (high - low) / low
+
 
 def test_a_calibrated_replay_predicts_real_waits_and_ranks_policies(
     redis_url: str, tmp_path: Path
@@ -46,7 +56,13 @@ def test_a_calibrated_replay_predicts_real_waits_and_ranks_policies(
     replayed = {p: simulate(runs["lru"], p, **model) for p in runs}
     predicted = {p: replayed[p].wait_mean for p in runs}
     print(f"overall mean wait, real {real}, predicted {predicted}")
-    assert min(real, key=real.__getitem__) == min(predicted, key=predicted.__getitem__)
+    # Overall, both policies serve the same work: their mean waits can tie. Where the real
+    # runs differ by more than run-to-run noise moves one run's mean, the replay must rank
+    # them alike; where they tie, it must not invent a difference.
+    if gap(real) > TIE:
+        assert min(real, key=real.__getitem__) == min(predicted, key=predicted.__getitem__)
+    else:
+        assert gap(predicted) <= 1.5 * TIE
     # And per key where the policies differ most: DRR serves the short-task bulk key sooner
     # (it shares run time, LRU shares dispatches), and the long-task bulk key later.
     for policy_faster, key in (("drr", "bulk0"), ("lru", "bulk2")):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -134,6 +135,8 @@ class Unsettled:
     calls: dict[tuple[str, str, str | bytes], None] = field(factory=dict)
     #: Per domain, the op token of a dispatch.
     dispatches: dict[str, bytes] = field(factory=dict)
+    #: Shared storages may run in several threads (a producer's channels).
+    lock: threading.Lock = field(factory=threading.Lock, eq=False, repr=False)
 
 
 @define
@@ -293,9 +296,10 @@ class RedisStorage:
             )
         except StorageUnavailable:
             if call is not None:
-                self.unsettled.calls[call] = None
-                while len(self.unsettled.calls) > _MAX_UNSETTLED:
-                    del self.unsettled.calls[next(iter(self.unsettled.calls))]
+                with self.unsettled.lock:
+                    self.unsettled.calls[call] = None
+                    while len(self.unsettled.calls) > _MAX_UNSETTLED:
+                        del self.unsettled.calls[next(iter(self.unsettled.calls))]
             raise
         except ScriptError as exc:
             # Name the file and line of the error (a policy's twin, most likely), not the

@@ -37,7 +37,7 @@ test: lint typecheck imports  ## everything CI runs: lint, types, layering, all 
 	# coverage starts before pytest: pytest loads our plugin (fairsched.testing.plugin, which
 	# imports fairsched and policies) before a pytest plugin such as pytest-cov could start measuring.
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest --timeout=900 $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest --timeout=900 --durations=25 $(PYTEST_ARGS)
 	$(BIN)/coverage report
 	$(BIN)/coverage report --include='policies/*' --fail-under=95
 

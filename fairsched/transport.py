@@ -117,8 +117,6 @@ class FairQoS(kombu_redis.QoS):
             if message is not None and tag not in self._dirty:
                 self.channel.fair_requeue(message)
                 self._delivered.pop(tag, None)
-        if not self._delivered:
-            return None  # nothing of kombu's own: no client needed
         return super().restore_unacked(client)
 
 

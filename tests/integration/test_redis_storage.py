@@ -29,6 +29,7 @@ from fairsched import (
 from fairsched.serializers import PickleWarning, SerializerType
 from fairsched.storage._redis_scripts import policy_code, script_source, twins
 from tests import servers
+from tests.integration.lost_replies import Outage
 
 pytestmark = pytest.mark.redis
 
@@ -439,22 +440,6 @@ def test_an_enqueue_whose_reply_was_lost_is_not_a_duplicate(storage):
     storage._scripts["enqueue"] = LostReply(storage._scripts["enqueue"])
     storage.enqueue(task("t1", "a"), now=0.0)
     assert storage.backlog_size("a") == 1
-
-
-class Outage:
-    """Stands in for one script during an outage: the first call runs but its reply is lost,
-    then every call fails until `over` is set."""
-
-    def __init__(self, real: Any) -> None:
-        self.real, self.calls, self.over = real, 0, False
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.over:
-            return self.real(*args, **kwargs)
-        if self.calls == 1:
-            self.real(*args, **kwargs)
-        raise redis.ConnectionError("Connection closed by server.")
 
 
 def test_a_finish_that_failed_is_repeated_as_such_the_next_time(storage):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
 from kombu import Connection, Exchange, Producer, Queue
 
 from fairsched import RedisStorage, StorageUnavailable, Task
 from fairsched.transport import RedisTransport, Transport
 from policies import Job
+from tests.integration.lost_replies import Outage
 from tests.reliability.harness import redis_servers
 
 pytestmark = pytest.mark.redis
@@ -159,7 +158,7 @@ def test_a_dispatch_the_broker_lost_is_delivered_by_the_channel_made_on_reconnec
         publish(first, queue, f"t{i}", "a")
     channel = first.default_channel
     # The dispatch runs and leases t0, and its reply is lost with the broker.
-    channel.fair._scripts["dispatch"] = RunsThenLost(channel.fair._scripts["dispatch"])
+    channel.fair._scripts["dispatch"] = Outage(channel.fair._scripts["dispatch"])
     with pytest.raises(first.connection_errors):
         channel.fair_take(queue.name)
     first.release()
@@ -169,16 +168,3 @@ def test_a_dispatch_the_broker_lost_is_delivered_by_the_channel_made_on_reconnec
         assert second.default_channel.fair_take(queue.name)["headers"]["id"] == "t1"
     finally:
         second.release()
-
-
-class RunsThenLost:
-    """A script whose first call runs and whose every reply is lost."""
-
-    def __init__(self, real: Any) -> None:
-        self.real, self.calls = real, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls == 1:
-            self.real(*args, **kwargs)
-        raise redis.ConnectionError("Connection closed by server.")

@@ -8,12 +8,14 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from attrs import define, field
 
 from fairsched import StorageUnavailable
 from tests.e2e.cluster import Cluster
+from tests.reliability.harness import wait_for
 
 
 @define
@@ -60,6 +62,17 @@ class Ledger:
         counts: dict[str, Any] = {**self.counts(), **figures, "longest_stall_s": round(stall, 2)}
         report(name, **counts)
         return counts
+
+    def fault_then_settle(
+        self, name: str, after: int, fault: Callable[[], object], timeout: float
+    ) -> tuple[dict[str, Any], float]:
+        """Once `after` tasks have started, run `fault` (a kill and restart, say), then settle;
+        return the counts (with `down_s`, how long the fault took) and that duration."""
+        wait_for(f"{after} started", lambda: len(self.cluster.started()) >= after, timeout=60)
+        began = time.time()
+        fault()
+        down = time.time() - began
+        return self.settle(name, began, timeout, down_s=round(down, 2)), down
 
     def longest_stall(self, after: float, before: float) -> float:
         """The longest time between two task starts in [after, before] (wall clock)."""

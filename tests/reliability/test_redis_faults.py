@@ -67,16 +67,12 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing_and_resumes_at_once(
     ledger = Ledger(cluster)
     flood(ledger, 500, keys=20, seconds=0.02, tag="aof")
     assert ledger.refused == []
-    wait_for("150 tasks started", lambda: len(cluster.started()) >= 150, timeout=60)
-    down_at = time.time()
-    storage_server.restart(down=1.0)
-    up_at = time.time()
-    counts = ledger.settle(
-        "redis kill -9, AOF, restart after 1 s", down_at, 90, down_s=round(up_at - down_at, 2)
+    counts, down = ledger.fault_then_settle(
+        "redis kill -9, AOF, restart after 1 s", 150, storage_server.restart, 90
     )
     assert counts["lost"] == 0
     assert counts["duplicated"] <= 4  # at most the window (2 x concurrency) in flight
-    assert counts["longest_stall_s"] <= (up_at - down_at) + RESUME_WITHIN
+    assert counts["longest_stall_s"] <= down + RESUME_WITHIN
 
 
 def test_redis_restarted_empty_recovers_keys_weights_and_monitoring(make_cluster, storage_server):
@@ -285,22 +281,17 @@ def test_late_binding_survives_its_broker_redis_killed_and_restarted(
             flood(ledger, 400, keys=20, seconds=0.02, tag=tag)
             assert ledger.refused == []
             ran_before = len(ledger.accepted) - 400
-            at = ran_before + rng.randint(60, 240)
-            wait_for(f"{at} started", lambda at=at: len(cluster.started()) >= at, timeout=60)
-            down_at = time.time()
-            storage_server.restart(down=1.0)
-            up_at = time.time()
-            counts = ledger.settle(
+            counts, down = ledger.fault_then_settle(
                 f"late binding: broker Redis kill -9, AOF, restart after 1 s ({kill + 1}/{kills})",
-                down_at,
+                ran_before + rng.randint(60, 240),
+                storage_server.restart,
                 120,
-                down_s=round(up_at - down_at, 2),
             )
             assert counts["lost"] == 0
             # At most the tasks running at each kill.
             assert counts["duplicated"] <= 2 * (kill + 1)
             # Celery's own reconnect to the broker (its retry interval) bounds the resume.
-            assert counts["longest_stall_s"] <= (up_at - down_at) + RESUME_WITHIN + 5
+            assert counts["longest_stall_s"] <= down + RESUME_WITHIN + 5
     finally:
         cluster.close()
 
@@ -317,12 +308,8 @@ def test_late_binding_with_its_broker_redis_paused_is_only_a_delay(redis_url, st
         ledger = Ledger(cluster)
         flood(ledger, 300, keys=20, seconds=0.01, tag="late-pause")
         wait_for("60 started", lambda: len(cluster.started()) >= 60, timeout=60)
-        sleeper = threading.Thread(
-            target=lambda: storage_server.client().execute_command("DEBUG", "SLEEP", "4")
-        )
         began = time.time()
-        sleeper.start()
-        sleeper.join()
+        storage_server.client().execute_command("DEBUG", "SLEEP", "4")  # returns when it ends
         counts = ledger.settle("late binding: broker Redis DEBUG SLEEP 4 s", began, 60)
         assert counts["lost"] == 0
         assert counts["duplicated"] == 0
